@@ -1,0 +1,350 @@
+"""The event-loop-safe runner: one private asyncio loop in a daemon thread.
+
+Why: a notebook kernel already runs an event loop in the caller's thread, so
+``asyncio.run()`` and ``loop.run_until_complete()`` fail there, and patching the loop
+(nest_asyncio) breaks uvloop, Python 3.12+ ``loop_factory`` callers and ipykernel 7's
+"Run All". Instead every async resource (the httpx client, polling tasks) lives on one
+loop that this module owns, and callers marshal work into it:
+
+- ``run(coro)`` from sync code anywhere: a script, IPython, a Jupyter cell, inside a
+  user's ``asyncio.run``; it waits in short slices so Ctrl-C or a kernel interrupt
+  cancels the work, and refuses to run on the runner's own thread (it would deadlock);
+- ``await arun(coro)`` from async code on any loop; cancelling the await cancels the work;
+- ``spawn(coro)`` for background work (widget polling): keeps a strong reference to the
+  task and routes its exception to a callback instead of losing it.
+
+Nothing is patched at import. ``allow_nested_asyncio()`` is an explicit opt-in for
+people who paste ``asyncio.run(main())`` from the docs into a cell.
+
+Example:
+    >>> from canfar_widgets.runner import get_runner
+    >>> async def answer():
+    ...     return 42
+    >>> get_runner().run(answer())
+    42
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["Runner", "allow_nested_asyncio", "get_runner"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# How often a blocked run() wakes up so that KeyboardInterrupt is delivered promptly.
+_WAIT_SLICE = 0.1
+
+
+class Runner:
+    """One asyncio loop in a daemon thread, started lazily on first use.
+
+    Most code wants the process-wide instance from :func:`get_runner`; tests may make
+    their own and ``shutdown()`` it.
+    """
+
+    def __init__(self, name: str = "canfar-widgets-loop") -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The runner's loop, starting its thread on first access."""
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this runner has been shut down")
+            if self._loop is None:
+                ready = threading.Event()
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, ready), name=self.name, daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._thread = thread
+                self._loop = loop
+            return self._loop
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    def _serve(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def in_runner_thread(self) -> bool:
+        """True when called from the runner's own thread."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def on_shutdown(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        """Register an async cleanup (say, closing an httpx client) run at shutdown."""
+        self._cleanups.append(cleanup)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel background tasks, run cleanups, stop the loop and join the thread.
+
+        Safe to call twice; called at interpreter exit for the shared runner.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None or loop.is_closed():
+            return
+
+        async def _drain() -> None:
+            tasks = [t for t in self._tasks if not t.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+            for cleanup in reversed(self._cleanups):
+                try:
+                    await asyncio.wait_for(cleanup(), timeout)
+                except Exception:  # a failing cleanup must not block the others
+                    log.debug("runner cleanup failed", exc_info=True)
+            self._cleanups.clear()
+            # Cancel whatever else is still pending (e.g. submitted work) so the loop closes quietly.
+            current = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=timeout)
+
+        if thread is not threading.current_thread():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_drain(), loop).result(timeout * 2)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # -- entry points --------------------------------------------------------------------
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the runner loop; returns a thread-safe future."""
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except BaseException:
+            coro.close()  # never leave a "coroutine was never awaited" warning behind
+            raise
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the runner loop and block until it finishes.
+
+        Interruptible: Ctrl-C (or a Jupyter kernel interrupt) cancels the coroutine and
+        re-raises ``KeyboardInterrupt``; a ``timeout`` cancels it and raises ``TimeoutError``.
+
+        Example:
+            >>> get_runner().run(asyncio.sleep(0, result="done"))
+            'done'
+        """
+        if self.in_runner_thread():
+            coro.close()
+            raise RuntimeError(
+                "Runner.run() was called on the runner's own thread and would deadlock; "
+                "use `await` there instead"
+            )
+        future = self.submit(coro)
+        deadline = None if timeout is None else self.loop.time() + timeout
+        try:
+            while True:
+                remaining = _WAIT_SLICE
+                if deadline is not None:
+                    remaining = min(remaining, max(0.0, deadline - self.loop.time()))
+                try:
+                    return future.result(remaining)
+                except concurrent.futures.TimeoutError:
+                    if deadline is not None and self.loop.time() >= deadline:
+                        raise TimeoutError(f"gave up after {timeout} s") from None
+        except BaseException:
+            future.cancel()
+            raise
+
+    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on the runner loop, from any other event loop.
+
+        On the runner's own loop this simply awaits it. Cancelling the caller cancels the work.
+
+        Example:
+            >>> async def main():
+            ...     return await get_runner().arun(asyncio.sleep(0, result=1))
+        """
+        if self.in_runner_thread():
+            return await coro
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, T],
+        on_error: Callable[[BaseException], None] | None = None,
+        name: str | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Start background work on the runner loop and return at once.
+
+        The task is kept alive until it ends; an exception goes to ``on_error`` (called on
+        the runner thread) or, without one, to the log at ERROR. Never silently lost.
+        """
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def _done(task: asyncio.Task[T]) -> None:
+            self._tasks.discard(task)
+            if task.cancelled():
+                result.cancel()
+                return
+            exc = task.exception()
+            if exc is None:
+                result.set_result(task.result())
+                return
+            result.set_exception(exc)
+            # The exception is handed on, so asyncio need not warn that it was never retrieved.
+            try:
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    log.error("background task %s failed", task.get_name(), exc_info=exc)
+            except Exception:  # an error handler that fails must not kill the loop
+                log.exception("error handler for %s failed", task.get_name())
+
+        def _start() -> None:
+            if not result.set_running_or_notify_cancel():
+                coro.close()
+                return
+            task = self.loop.create_task(coro, name=name)
+            self._tasks.add(task)
+            task.add_done_callback(_done)
+            # Cancelling the returned future cancels the task.
+            result.add_done_callback(lambda f: f.cancelled() and task.cancel())
+
+        loop = self.loop
+        if self.in_runner_thread():
+            _start()
+        else:
+            loop.call_soon_threadsafe(_start)
+        return result
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run a plain callback on the runner thread (thread-safe)."""
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    @property
+    def task_count(self) -> int:
+        """Background tasks alive now (leak tests read this)."""
+        return len(self._tasks)
+
+
+_shared: Runner | None = None
+_shared_lock = threading.Lock()
+
+
+def get_runner() -> Runner:
+    """The process-wide runner shared by every Session and widget."""
+    global _shared
+    runner = _shared
+    if runner is not None and not runner._closed:
+        return runner
+    with _shared_lock:
+        if _shared is None or _shared._closed:
+            _shared = Runner()
+        return _shared
+
+
+def _shutdown_shared() -> None:
+    if _shared is not None:
+        _shared.shutdown()
+
+
+def _after_fork_in_child() -> None:
+    # The loop thread does not survive fork(); start afresh in the child.
+    global _shared, _shared_lock
+    _shared = None
+    _shared_lock = threading.Lock()
+
+
+atexit.register(_shutdown_shared)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def allow_nested_asyncio() -> None:
+    """Let ``asyncio.run(main())`` work inside a notebook cell (explicit opt-in).
+
+    You rarely need this: ``Session`` works in cells as it is, and ``AsyncSession`` wants
+    a plain ``await``. It exists for code pasted from scripts. It patches only the loop
+    running in this thread, with the maintained fork nest-asyncio2 (``pip install
+    "canfar-widgets[nested]"``), and refuses where nesting is known to break things:
+    no running loop (nothing to nest), our own runner thread, uvloop or any loop that is
+    not a stock asyncio loop, the archived ``nest_asyncio`` already applied, or a
+    nest-asyncio2 older than 1.7.4 (before the ipykernel 7 shared-context fix).
+
+    Raises:
+        RuntimeError: with the reason, when it refuses.
+        ImportError: when nest-asyncio2 is not installed.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "no event loop is running in this thread, so there is nothing to nest: "
+            "asyncio.run() already works here"
+        ) from None
+    runner = _shared
+    if runner is not None and runner.in_runner_thread():
+        raise RuntimeError("refusing to patch the canfar-widgets runner loop")
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        raise RuntimeError(
+            f"refusing to patch a {type(loop).__module__}.{type(loop).__name__} loop "
+            "(only stock asyncio loops can be nested; uvloop cannot)"
+        )
+    if getattr(asyncio, "_nest_patched", False) and not getattr(loop, "_nest_patched", False):
+        raise RuntimeError("the archived nest_asyncio has already patched asyncio; not mixing the two")
+    try:
+        import nest_asyncio2  # type: ignore[import-not-found]
+    except ImportError as err:
+        raise ImportError(
+            'allow_nested_asyncio() needs nest-asyncio2: pip install "canfar-widgets[nested]"'
+        ) from err
+    from importlib.metadata import version
+
+    found = version("nest-asyncio2")
+    if _version_tuple(found) < (1, 7, 4):
+        raise RuntimeError(f"nest-asyncio2 {found} is too old; 1.7.4 or newer is needed")
+    nest_asyncio2.apply(loop)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
