@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -67,7 +68,9 @@ class Runner:
     def loop(self) -> asyncio.AbstractEventLoop:
         """The runner's loop, starting its thread on first access."""
         loop = self._loop
-        if loop is not None:
+        # After shutdown the closed loop is still referenced; say so rather than letting
+        # asyncio report a bare "Event loop is closed".
+        if loop is not None and not self._closed:
             return loop
         with self._lock:
             if self._closed:
@@ -174,17 +177,20 @@ class Runner:
                 "use `await` there instead"
             )
         future = self.submit(coro)
-        deadline = None if timeout is None else self.loop.time() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 remaining = _WAIT_SLICE
                 if deadline is not None:
-                    remaining = min(remaining, max(0.0, deadline - self.loop.time()))
-                try:
-                    return future.result(remaining)
-                except concurrent.futures.TimeoutError:
-                    if deadline is not None and self.loop.time() >= deadline:
-                        raise TimeoutError(f"gave up after {timeout} s") from None
+                    remaining = min(remaining, max(0.0, deadline - time.monotonic()))
+                # wait() rather than result(timeout): since Python 3.11 a TimeoutError raised
+                # *by the coroutine* is the same class as result()'s "not yet", and mistaking
+                # one for the other would spin here forever.
+                concurrent.futures.wait((future,), timeout=remaining)
+                if future.done():
+                    return future.result()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"gave up after {timeout} s")
         except BaseException:
             future.cancel()
             raise
@@ -221,10 +227,14 @@ class Runner:
                 result.cancel()
                 return
             exc = task.exception()
+            # The caller may have cancelled ``result`` while the task was finishing; setting
+            # a cancelled future raises InvalidStateError inside the loop's callback.
             if exc is None:
-                result.set_result(task.result())
+                if not result.done():
+                    result.set_result(task.result())
                 return
-            result.set_exception(exc)
+            if not result.done():
+                result.set_exception(exc)
             # The exception is handed on, so asyncio need not warn that it was never retrieved.
             try:
                 if on_error is not None:
@@ -235,14 +245,25 @@ class Runner:
                 log.exception("error handler for %s failed", task.get_name())
 
         def _start() -> None:
-            if not result.set_running_or_notify_cancel():
+            # ``result`` stays PENDING while the task runs (never set_running_or_notify_cancel):
+            # concurrent futures cannot be cancelled once RUNNING, and cancelling it must
+            # cancel the task.
+            if result.cancelled() or self._closed:  # shutdown began after spawn() returned
                 coro.close()
+                result.cancel()
                 return
-            task = self.loop.create_task(coro, name=name)
+            task = loop.create_task(coro, name=name)
             self._tasks.add(task)
             task.add_done_callback(_done)
-            # Cancelling the returned future cancels the task.
-            result.add_done_callback(lambda f: f.cancelled() and task.cancel())
+
+            # Cancelling the returned future cancels the task. The callback runs in whichever
+            # thread cancelled the future, and Task.cancel() is not thread-safe.
+            def _cancel_task(f: concurrent.futures.Future[T]) -> None:
+                if f.cancelled() and not task.done():
+                    with contextlib.suppress(RuntimeError):  # loop already closed
+                        loop.call_soon_threadsafe(task.cancel)
+
+            result.add_done_callback(_cancel_task)
 
         loop = self.loop
         if self.in_runner_thread():

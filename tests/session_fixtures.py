@@ -1,0 +1,121 @@
+"""Fixtures shared by the wire and session tests (import them into a test module)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from canfar_widgets.sessions import AsyncSession, Session
+from canfar_widgets.wire import Wire
+
+BASE = "https://ws.example.org/skaha/v1/"
+TOKEN = "SENTINEL-TOKEN-7f3a9"
+REGISTRY_USER = "robot"
+REGISTRY_SECRET = "SENTINEL-REGISTRY-SECRET-c41e"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No user config or CANFAR_* environment leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith(("CANFAR_", "SKAHA_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def slept(monkeypatch) -> list[float]:
+    """Retries record their delays here instead of sleeping them."""
+    delays: list[float] = []
+
+    async def fake_sleep(self: Wire, seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr(Wire, "_sleep", fake_sleep)
+    return delays
+
+
+class Api:
+    """One calling convention for both clients: ``api.fetch(...)`` returns the result.
+
+    The async flavour runs each call in its own ``asyncio.run`` loop, on purpose: one
+    ``AsyncSession`` awaited from many loops must work, since its I/O lives on the runner.
+    """
+
+    def __init__(self, flavour: str, **kwargs: Any) -> None:
+        self.flavour = flavour
+        kwargs.setdefault("url", BASE)
+        kwargs.setdefault("token", TOKEN)
+        self.client: Session | AsyncSession = (
+            Session(**kwargs) if flavour == "sync" else AsyncSession(**kwargs)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if self.flavour == "sync":
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(method(*args, **kwargs))
+
+        return call
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_api(flavour):
+    made: list[Api] = []
+
+    def make(**kwargs: Any) -> Api:
+        api = Api(flavour, **kwargs)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.close()
+
+
+@pytest.fixture
+def api(make_api) -> Api:
+    return make_api()
+
+
+def record(key: str, status: str = "Running", name: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A session record as a v1 server sends it."""
+    return {
+        "id": key,
+        "userid": "alice",
+        "image": "images.canfar.net/skaha/terminal:1.1.2",
+        "type": "headless",
+        "status": status,
+        "name": name or f"job-{key}",
+        "connectURL": "",
+        "requestedGPUCores": "0",
+        "isFixedResources": False,
+        **extra,
+    }
+
+
+def form(request) -> list[tuple[str, str]]:
+    """The decoded form body of an httpx request, in order."""
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(request.content.decode(), keep_blank_values=True)
+
+
+def body_json(request) -> Any:
+    return json.loads(request.content)
