@@ -1,0 +1,133 @@
+"""The local platform under load: listing 1,000 sessions, and a burst of concurrent creates.
+
+* list: ``GET /skaha/v1/session`` with 1,000 sessions, median and p95 over repeats, measured
+  end to end with httpx (request, server, transfer, ``response.json()``). The 1,000 records
+  are preloaded finished headless sessions (``LocalPlatform.preload``): creating 1,000 real
+  ones would spend the time on 1,000 processes, and interactive ones are capped at 5 per
+  user, as on the real platform. Target: median <= 20 ms.
+* burst: N concurrent ``POST /session`` of a quick headless job (``cmd=true``) from one
+  ``httpx.AsyncClient`` over 32 connections (N = 200, fast: 50); then every returned id must
+  be listed and reach ``Completed``. Targets: none lost; wall time reported (it is mostly
+  client time: the server spends well under a millisecond per request).
+
+    python bench/bench_local.py [--fast]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from typing import Any
+
+import httpx
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+from canfar_widgets.local import LocalPlatform
+
+TERMINAL = "images.canfar.net/skaha/terminal:1.1.2"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _row(benchmark: str, subject: str, value: Any, unit: str, target: str,
+         note: str) -> dict[str, Any]:
+    return {"benchmark": benchmark, "subject": subject, "value": value, "unit": unit,
+            "target": target, "note": note}
+
+
+def bench_list(platform: LocalPlatform, sessions: int, repeats: int) -> list[dict[str, Any]]:
+    platform.preload(sessions)
+    samples = []
+    with httpx.Client(base_url=platform.url + "/",
+                      headers={"Authorization": f"Bearer {platform.token}"}) as client:
+        for _ in range(3):  # warm the connection and the record caches
+            client.get("session").raise_for_status()
+        for _ in range(repeats):
+            started = time.perf_counter()
+            response = client.get("session")
+            records = response.json()
+            samples.append(time.perf_counter() - started)
+            assert len(records) == sessions, len(records)
+        size = len(response.content)
+    samples.sort()
+    median = statistics.median(samples) * 1000
+    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))] * 1000
+    name = f"local list sessions={sessions}"
+    return [
+        _row(name, "median", round(median, 2), "ms", "<= 20",
+             f"{'met' if median <= 20 else 'missed'}; {repeats} requests, {size / 1e6:.2f} MB"),
+        _row(name, "p95", round(p95, 2), "ms", "", f"{repeats} requests"),
+    ]
+
+
+async def _burst(platform: LocalPlatform, n: int) -> tuple[list[str], float, float, int]:
+    # 32 connections, like the clients' default concurrency: what a real burst looks like
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=platform.url + "/", limits=limits, timeout=60,
+                                 headers={"Authorization": f"Bearer {platform.token}"}) as client:
+        async def one(i: int) -> str | None:
+            params = {"name": f"burst-{i}", "image": TERMINAL, "cmd": "true"}
+            response = await client.post("session", params=params, headers=FORM)
+            return response.text.strip() if response.status_code == 200 else None
+
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(one(i) for i in range(n)))
+        created = time.perf_counter() - started
+        ids = [a for a in answers if a]
+        deadline = time.monotonic() + 120
+        completed = 0
+        while time.monotonic() < deadline:
+            listed = (await client.get("session", params={"type": "headless"})).json()
+            completed = sum(1 for r in listed if r["id"] in set(ids) and r["status"] == "Completed")
+            if completed == len(ids):
+                break
+            await asyncio.sleep(0.05)
+        done = time.perf_counter() - started
+        listed_ids = {r["id"] for r in (await client.get("session")).json()}
+        return ids, created, done, len(set(ids) & listed_ids)
+
+
+def bench_burst(platform: LocalPlatform, n: int) -> list[dict[str, Any]]:
+    ids, created, done, listed = asyncio.run(_burst(platform, n))
+    name = f"local burst creates N={n}"
+    lost = n - listed
+    return [
+        _row(name, "ids returned", len(ids), "sessions", f"== {n}",
+             "met" if len(ids) == n else "missed"),
+        _row(name, "lost (returned but not listed)", lost, "sessions", "== 0",
+             "met" if lost == 0 else "missed"),
+        _row(name, "all POSTs answered", round(created, 3), "s", "", "wall time"),
+        _row(name, "all Completed", round(done, 3), "s", "", "wall time, processes included"),
+    ]
+
+
+def run(fast: bool = False) -> list[dict[str, Any]]:
+    """Both benchmarks on fresh platforms; rows ``{benchmark, subject, value, unit, target, note}``.
+
+    Example:
+        >>> rows = run(fast=True)
+        >>> rows[0]["unit"]
+        'ms'
+    """
+    rows: list[dict[str, Any]] = []
+    with LocalPlatform(metrics_interval=0, headless_start_delay=0.0) as platform:
+        rows += bench_list(platform, 1000, 20 if fast else 100)
+    with LocalPlatform(metrics_interval=0, headless_start_delay=0.0) as platform:
+        rows += bench_burst(platform, 50 if fast else 200)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    columns = ["benchmark", "subject", "value", "unit", "target", "note"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns),
+             "  ".join("-" * widths[c] for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(_table(run(fast="--fast" in sys.argv[1:])))
