@@ -20,8 +20,8 @@ _EXPORTS = {
     "EventsView": "canfar_widgets.widgets.events",
     "PlatformLoad": "canfar_widgets.widgets.load",
     "Dashboard": "canfar_widgets.widgets.dashboard",
-    "watch": "canfar_widgets.widgets.watch",
-    "BatchWatch": "canfar_widgets.widgets.watch",
+    "watch": "canfar_widgets.widgets.batch",
+    "BatchWatch": "canfar_widgets.widgets.batch",
 }
 
 __all__ = list(_EXPORTS)

@@ -12,14 +12,28 @@ Rules this base class enforces (widgets-state-of-the-art.md §2.5):
   ``role="alert"``; it is never only in a log console. Secrets are scrubbed from it.
 - ``_repr_mimebundle_`` adds ``text/plain`` and a static HTML snapshot, so a notebook
   rendered without a widget manager shows a table, not nothing.
+- Polling goes through :mod:`canfar_widgets.widgets.feed`: :meth:`_track` subscribes to a
+  poller whose visibility follows this widget's views (front ends send
+  ``{kind: "visibility", visible, view}``), and :meth:`close` ends every subscription.
+
+Example (a subclass):
+    >>> class Clock(CanfarWidget):
+    ...     _entry = "clock"
+    ...     def __init__(self, session=None, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self._attach(session)
+    ...         self._track(self.backend.feed, self._on_rows)
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anywidget
 import traitlets
@@ -27,7 +41,11 @@ import traitlets
 from canfar_widgets.runner import get_runner
 from canfar_widgets.widgets._frontend import load_css, load_esm
 
-__all__ = ["CanfarWidget", "describe_error"]
+if TYPE_CHECKING:  # pragma: no cover
+    from canfar_widgets.widgets._backend import Backend
+    from canfar_widgets.widgets.feed import Poller, Subscription
+
+__all__ = ["CanfarWidget", "TrafficMeter", "describe_error", "measure_traffic"]
 
 log = logging.getLogger("canfar_widgets.widgets")
 
@@ -56,7 +74,74 @@ class CanfarWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._runner = get_runner()
         self._scrub: Callable[[str], str] = lambda text: text
+        self.backend: Backend | None = None
+        self._subscriptions: list[Subscription] = []
+        self._visible_views: set[str] = set()
+        self._vis_lock = threading.Lock()
         self.on_msg(self._dispatch_message)
+
+    # -- session and polling ------------------------------------------------------------------
+
+    def _attach(self, session: Any = None) -> Backend:
+        """Bind this widget to ``session`` (None -> ``Session()``); errors get scrubbed by it.
+
+        Sets ``self.backend`` (shared by every widget on the same session object).
+        """
+        from canfar_widgets.widgets._backend import Backend
+
+        backend = Backend.of(session)
+        self.backend = backend
+        self._scrub = backend.scrub
+        return backend
+
+    def _track(
+        self,
+        poller: Poller[Any],
+        callback: Callable[[Any, BaseException | None], None],
+    ) -> Subscription:
+        """Subscribe to ``poller`` for this widget's lifetime.
+
+        The subscription is visible while any view of this widget reports itself visible,
+        and is closed by :meth:`close`. ``callback(value, error)`` runs on the runner thread.
+        """
+        sub = poller.subscribe(callback)
+        sub.set_visible(bool(self._visible_views))
+        self._subscriptions.append(sub)
+        return sub
+
+    def _untrack(self, sub: Subscription) -> None:
+        sub.close()
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+
+    @property
+    def visible(self) -> bool:
+        """Whether any view of this widget is on screen (as the front end last reported)."""
+        return bool(self._visible_views)
+
+    def _on_visibility(self, content: dict[str, Any]) -> None:
+        """``{kind: "visibility", visible: bool, view: str}`` from a view of this widget."""
+        view = str(content.get("view") or "_")
+        with self._vis_lock:
+            if content.get("visible"):
+                self._visible_views.add(view)
+            else:
+                self._visible_views.discard(view)
+            visible = bool(self._visible_views)
+        for sub in list(self._subscriptions):
+            sub.set_visible(visible)
+        self._visibility_changed(visible)
+
+    def _visibility_changed(self, visible: bool) -> None:
+        """Hook for subclasses (say, to pause a child); called on the kernel thread."""
+
+    def close(self) -> None:
+        """Stop this widget's polling and close it (and its front-end views)."""
+        for sub in list(getattr(self, "_subscriptions", ())):
+            sub.close()
+        if hasattr(self, "_subscriptions"):
+            self._subscriptions.clear()
+        super().close()
 
     # -- runner side -----------------------------------------------------------------------
 
@@ -151,6 +236,62 @@ class CanfarWidget(anywidget.AnyWidget):
         return data, metadata
 
 
+class TrafficMeter:
+    """Counts what a widget sends to the front end (trait updates and custom messages).
+
+    ``bytes`` is the size of each message's JSON content plus its binary buffers: what the
+    comm puts on the wire, minus the envelope. For benchmarks and tests.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.bytes = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    def custom(self) -> list[Any]:
+        """Contents of the custom messages (``widget.send``) seen."""
+        return [m["content"] for m in self.messages if m.get("method") == "custom"]
+
+    def updates(self) -> list[dict[str, Any]]:
+        """The ``state`` dicts of the trait updates seen."""
+        return [m.get("state", {}) for m in self.messages if m.get("method") in ("update", "echo_update")]
+
+    def _record(self, data: Any, buffers: Any) -> None:
+        size = len(json.dumps(data, separators=(",", ":"), default=str).encode())
+        size += sum(len(memoryview(b).cast("B")) for b in buffers or ())
+        self.messages.append(data if isinstance(data, dict) else {"data": data})
+        self.bytes += size
+
+
+@contextmanager
+def measure_traffic(widget: Any) -> Iterator[TrafficMeter]:
+    """Count the bytes ``widget`` sends inside the ``with`` block.
+
+    Example:
+        >>> with measure_traffic(table) as meter:
+        ...     table.refresh().result()
+        >>> meter.bytes, meter.count
+        (0, 0)
+    """
+    meter = TrafficMeter()
+    comm = widget.comm
+    original = comm.publish_msg
+
+    def publish(msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any):
+        if msg_type == "comm_msg":
+            meter._record(data, buffers)
+        return original(msg_type, data=data, metadata=metadata, buffers=buffers, **keys)
+
+    comm.publish_msg = publish
+    try:
+        yield meter
+    finally:
+        comm.publish_msg = original
+
+
 def describe_error(exc: BaseException) -> str:
     """A person-readable sentence for an exception, without tracebacks or secrets' context."""
     import httpx
@@ -165,5 +306,9 @@ def describe_error(exc: BaseException) -> str:
         return "the platform did not answer in time"
     if isinstance(exc, httpx.TransportError):
         return f"cannot reach the platform ({type(exc).__name__})"
+    # The official client speaks httpx2, whose errors are not httpx's but look alike.
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f"HTTP {status} from the platform"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,272 @@
+"""watch(): follow a batch of sessions to the end, as a widget and as an awaitable.
+
+``watch(ids)`` returns a :class:`BatchWatch`: a progress widget (counts by state, a bar,
+elapsed time) that updates from the shared session feed (one ``GET session`` listing per
+poll, however many sessions the batch has), and whose :meth:`BatchWatch.wait` /
+:meth:`BatchWatch.wait_async` return once every session has finished. A session that no
+longer exists (deleted, or cleaned up by the platform) counts as finished: it is listed in
+:attr:`BatchWatch.missing`.
+
+``wait()`` blocks the cell (interruptible with Ctrl-C or the kernel's stop button) while
+the widget keeps updating, because updates are sent from the runner thread; it works with
+no view at all, as its own wait keeps the feed polling.
+
+Example:
+    >>> from canfar_widgets import Session, watch
+    >>> session = Session()
+    >>> ids = session.create("batch", image="skaha/terminal:1.1.2", cmd="sleep", args="30",
+    ...                      replicas=10)
+    >>> batch = watch(ids, session)
+    >>> batch                       # shows progress
+    >>> records = batch.wait()      # next cell: blocks until all are done
+    >>> [r.state for r in records]
+    ['Completed', 'Completed', ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from canfar_widgets.runner import get_runner
+from canfar_widgets.widgets import _html
+from canfar_widgets.widgets._base import CanfarWidget, describe_error
+from canfar_widgets.widgets.logs import _normalise_ids
+
+if TYPE_CHECKING:  # pragma: no cover
+    from canfar_widgets.models import SessionRecord
+    from canfar_widgets.widgets.feed import Subscription
+
+__all__ = ["STATES", "BatchWatch", "watch"]
+
+STATES = ("Pending", "Running", "Completed", "Failed", "Terminating", "missing")
+DONE_STATES = frozenset({"Completed", "Failed", "missing"})
+
+
+def watch(ids: str | Iterable[str], session: Any = None) -> BatchWatch:
+    """Watch sessions ``ids`` (one id or a list, e.g. what ``session.create`` returned).
+
+    Example:
+        >>> batch = watch(session.create("job", image="skaha/terminal:1.1.2", replicas=5))
+        >>> batch.wait(timeout=3600)
+    """
+    return BatchWatch(ids, session)
+
+
+class BatchWatch(CanfarWidget):
+    """Progress of a batch of sessions; ``wait()`` until all have finished.
+
+    Traits: ``ids``, ``states`` ``{id: state}``, ``counts`` ``{state: n}`` over
+    :data:`STATES` (plus ``Unknown`` when the platform reports an odd status), ``total``,
+    ``done`` (finished or missing), ``finished``, ``started_at`` (epoch seconds: the earliest
+    session start known, else when watching began) and ``finished_at`` (0 until finished).
+
+    The wait methods return the final :class:`~canfar_widgets.models.SessionRecord` of each
+    session that still exists, in the order of ``ids``; missing ones are in :attr:`missing`.
+
+    Example:
+        >>> batch = BatchWatch(["q2w8e4r6", "k3x9ab2q"], session)
+        >>> records = await batch.wait_async(timeout=600)
+        >>> batch.counts["Completed"], batch.missing
+        (2, [])
+    """
+
+    _entry = "batch_watch"
+
+    ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    states = traitlets.Dict().tag(sync=True)
+    counts = traitlets.Dict().tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    done = traitlets.Int(0).tag(sync=True)
+    finished = traitlets.Bool(False).tag(sync=True)
+    started_at = traitlets.Float(0.0).tag(sync=True)
+    finished_at = traitlets.Float(0.0).tag(sync=True)
+
+    def __init__(self, ids: str | Iterable[str], session: Any = None, **kwargs: Any) -> None:
+        ids = _normalise_ids(ids)
+        if not ids:
+            raise ValueError("watch() needs at least one session id")
+        super().__init__(
+            ids=ids, total=len(ids), counts=_count({}, ids), started_at=time.time(), **kwargs
+        )
+        self._backend = self._attach(session)
+        self._records: dict[str, SessionRecord] = {}
+        self._missing: set[str] = set()
+        self._confirming = False
+        self._waiters = 0
+        self._lock = threading.Lock()
+        self._done: concurrent.futures.Future[list[SessionRecord]] = concurrent.futures.Future()
+        self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._sub: Subscription | None = self._track(self._backend.feed, self._on_feed)
+
+    # -- public --------------------------------------------------------------------------------------
+
+    @property
+    def missing(self) -> list[str]:
+        """Ids the platform no longer knows (deleted or cleaned up); they count as finished."""
+        return [i for i in self.ids if i in self._missing]
+
+    @property
+    def records(self) -> list[SessionRecord]:
+        """The latest record of each session still known, in the order of ``ids``."""
+        return [self._records[i] for i in self.ids if i in self._records]
+
+    def wait(self, timeout: float | None = None) -> list[SessionRecord]:
+        """Block until every session has finished; return their final records.
+
+        Interruptible (Ctrl-C, the kernel's stop button); ``timeout`` seconds raise
+        ``TimeoutError``. Works with no view displayed.
+        """
+        return get_runner().run(self._wait(), timeout=timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> list[SessionRecord]:
+        """``await`` until every session has finished (from any event loop)."""
+        return await get_runner().arun(asyncio.wait_for(self._wait(), timeout))
+
+    def refresh(self) -> concurrent.futures.Future[Any]:
+        """Poll the platform now."""
+        return self._backend.feed.refresh_now()
+
+    # -- waiting -----------------------------------------------------------------------------------------
+
+    async def _wait(self) -> list[SessionRecord]:
+        if self._done.done():
+            return self._done.result()
+        with self._lock:
+            self._waiters += 1
+        self._sync_visibility()  # a wait keeps the feed polling even with no view on screen
+        try:
+            self._backend.feed.refresh_now()
+            # shield: a cancelled wait (Ctrl-C, timeout) must not cancel the shared result.
+            return await asyncio.shield(asyncio.wrap_future(self._done))
+        finally:
+            with self._lock:
+                self._waiters -= 1
+            self._sync_visibility()
+
+    def _sync_visibility(self) -> None:
+        sub = self._sub
+        if sub is not None:
+            sub.set_visible(self.visible or self._waiters > 0)
+
+    def _visibility_changed(self, visible: bool) -> None:
+        self._sync_visibility()  # a running wait() keeps polling when the last view hides
+
+    def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            self._untrack(sub)
+
+    # -- feed ---------------------------------------------------------------------------------------------
+
+    def _on_feed(self, records: list[SessionRecord] | None, error: BaseException | None) -> None:
+        """SessionFeed callback (runner thread): every session of the user."""
+        if error is not None:
+            message = self._scrub(f"Checking the batch failed: {describe_error(error)}")
+            self._update(error=message, status=message)
+            return
+        if records is None or self._done.done():
+            return
+        wanted = set(self.ids)
+        for record in records:
+            if record.id in wanted:
+                self._records[record.id] = record
+        listed = {r.id for r in records}
+        absent = [i for i in self.ids if i not in listed and i not in self._missing]
+        if absent and not self._confirming:
+            # Not in the listing: just created (not listed yet) or gone? Ask for each.
+            self._confirming = True
+            self._runner.spawn(self._confirm(absent), on_error=self._confirm_failed)
+            return
+        if not absent:
+            self._apply()
+
+    async def _confirm(self, absent: list[str]) -> None:
+        try:
+            found = {r.id: r for r in await self._backend.info(absent) if r.id}
+        finally:
+            self._confirming = False
+        for sid in absent:
+            if sid in found:
+                self._records[sid] = found[sid]
+            else:
+                self._missing.add(sid)
+                self._records.pop(sid, None)
+        self._apply()
+
+    def _confirm_failed(self, error: BaseException) -> None:
+        message = self._scrub(f"Checking the batch failed: {describe_error(error)}")
+        self._update(error=message, status=message)
+
+    def _apply(self) -> None:
+        states = {}
+        for sid in self.ids:
+            if sid in self._missing:
+                states[sid] = "missing"
+            elif sid in self._records:
+                states[sid] = self._records[sid].state
+            else:
+                states[sid] = "Pending"  # created, not yet reported
+        counts = _count(states, self.ids)
+        done = sum(1 for s in states.values() if s in DONE_STATES)
+        starts = [r.start.timestamp() for r in self._records.values() if r.start is not None]
+        started = min([self.started_at, *starts])
+        finished = done == len(self.ids)
+        values: dict[str, Any] = {
+            "states": states, "counts": counts, "done": done, "started_at": started,
+        }  # fmt: skip
+        if finished and not self.finished:
+            values.update(finished=True, finished_at=time.time())
+        self._update(**values)
+        self._mark_updated(_describe(counts, len(self.ids), finished))
+        if not self._first.done():
+            self._first.set_result(None)
+        if finished and not self._done.done():
+            self._unsubscribe()  # nothing more to see: stop polling for this batch
+            self._done.set_result(self.records)
+
+    # -- front-end messages ------------------------------------------------------------------------------
+
+    def _on_refresh(self, content: dict[str, Any]) -> None:
+        self.refresh()
+
+    # -- representations ------------------------------------------------------------------------------------
+
+    def _summary(self) -> str:
+        return _describe(self.counts, self.total, self.finished)
+
+    def _static_html(self) -> str:
+        counts = " · ".join(
+            f"{_html.state_html('Missing' if state == 'missing' else state)} {self.counts.get(state, 0)}"
+            for state in STATES
+            if self.counts.get(state, 0) or state in ("Pending", "Running", "Completed", "Failed")
+        )
+        end = self.finished_at or time.time()
+        body = (
+            f"<div><progress max='{self.total}' value='{self.done}'>{self.done}/{self.total}</progress> "
+            f"{_html.esc(f'{self.done} of {self.total} finished')} · "
+            f"{_html.esc('elapsed ' + _html.duration(end - self.started_at))}</div><div>{counts}</div>"
+        )
+        return _html.snapshot("Batch progress", body, error=self.error)
+
+
+def _count(states: dict[str, str], ids: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for sid in ids:
+        state = states.get(sid, "Pending")
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _describe(counts: dict[str, int], total: int, finished: bool) -> str:
+    parts = [f"{counts[s]} {s}" for s in STATES if counts.get(s)]
+    parts += [f"{n} {s}" for s, n in counts.items() if s not in STATES and n]
+    head = f"All {total} finished" if finished else f"{sum(counts.get(s, 0) for s in DONE_STATES)} of {total} finished"
+    return f"{head}: {', '.join(parts)}" if parts else head
+

@@ -1,0 +1,81 @@
+// BatchWatch view: a batch's progress. A stacked bar (role=progressbar, finished of
+// total), counts by state in words and colour, elapsed time, and the sessions by state.
+
+import { h, listen, reportVisibility, statusParts } from "./lib/dom.js";
+import { duration } from "./lib/format.js";
+
+const STATE_ORDER = ["Completed", "Failed", "missing", "Terminating", "Running", "Pending"];
+const DONE = new Set(["Completed", "Failed", "missing"]);
+
+function render({ model, el }) {
+  const bar = h("div", { class: "cw-bw-bar", role: "progressbar", "aria-valuemin": "0" });
+  const barText = h("span", { class: "cw-bw-bartext" });
+  const elapsed = h("span", { class: "cw-bw-elapsed cw-muted" });
+  const counts = h("ul", { class: "cw-bw-counts", "aria-label": "Sessions by state" });
+  const list = h("div", { class: "cw-bw-list" });
+  const details = h("details", { class: "cw-bw-details" }, h("summary", {}, "Sessions"), list);
+  const refreshButton = h("button", { type: "button" }, "Refresh");
+  const { alert, status } = statusParts();
+  const root = h("div", { class: "canfar-w cw-batch", role: "group", "aria-label": "Batch progress" },
+    h("div", { class: "cw-bw-head" }, barText, elapsed, refreshButton),
+    bar, counts, details, status, alert);
+  el.append(root);
+
+  const draw = () => {
+    const total = model.get("total") || 0;
+    const done = model.get("done") || 0;
+    const c = model.get("counts") || {};
+    const failed = (c.Failed || 0) + (c.missing || 0);
+    const words = `${done} of ${total} finished` + (failed ? ` (${c.Failed || 0} failed, ${c.missing || 0} missing)` : "");
+    barText.textContent = model.get("finished") ? `All ${total} finished` + (failed ? ` (${c.Failed || 0} failed, ${c.missing || 0} missing)` : "") : words;
+    bar.setAttribute("aria-valuenow", String(done));
+    bar.setAttribute("aria-valuemax", String(total));
+    bar.setAttribute("aria-valuetext", words);
+    // Segments in state order; every state also appears as text in the list below.
+    const states = Object.keys(c).sort((a, b) => {
+      const ia = STATE_ORDER.indexOf(a);
+      const ib = STATE_ORDER.indexOf(b);
+      return (ia === -1 ? 99 : ia) - (ib === -1 ? 99 : ib);
+    });
+    bar.replaceChildren(...states.filter((s) => c[s] > 0 && total > 0).map((s) =>
+      h("span", { class: `cw-bw-seg cw-bw-seg-${s}${DONE.has(s) ? " cw-bw-done" : ""}`, style: { width: `${(c[s] / total) * 100}%` }, title: `${s}: ${c[s]}` })));
+    counts.replaceChildren(...states.filter((s) => c[s] > 0 || ["Pending", "Running", "Completed", "Failed"].includes(s)).map((s) =>
+      h("li", { class: `cw-bw-count` },
+        h("span", { class: `cw-bw-swatch cw-bw-seg-${s}`, "aria-hidden": "true" }),
+        h("span", { class: `cw-state cw-state-${s}` }, s === "missing" ? "Missing" : s),
+        ` ${c[s] || 0}`)));
+    const byState = {};
+    for (const [id, s] of Object.entries(model.get("states") || {})) (byState[s] ||= []).push(id);
+    list.replaceChildren(...states.filter((s) => byState[s]).map((s) =>
+      h("p", {}, h("span", { class: `cw-state cw-state-${s}` }, `${s === "missing" ? "Missing" : s}: `),
+        ...byState[s].flatMap((id, i) => [i ? ", " : "", h("code", {}, id)]))));
+    tick();
+  };
+
+  const tick = () => {
+    const start = model.get("started_at");
+    const end = model.get("finished_at") || Date.now() / 1000;
+    elapsed.textContent = start ? `Elapsed ${duration(end - start)}` : "";
+  };
+
+  const showStatus = () => {
+    status.textContent = model.get("status") || "";
+    alert.textContent = model.get("error") || "";
+  };
+
+  refreshButton.addEventListener("click", () => model.send({ kind: "refresh" }));
+  draw();
+  showStatus();
+  const timer = setInterval(tick, 1000);
+  const cleanups = [
+    reportVisibility(model, root),
+    listen(model, ["counts", "states", "total", "done", "finished", "started_at", "finished_at"], draw),
+    listen(model, ["status", "error"], showStatus),
+  ];
+  return () => {
+    clearInterval(timer);
+    for (const cleanup of cleanups) cleanup();
+  };
+}
+
+export default { render };

@@ -1,0 +1,423 @@
+// LaunchForm view: a native <form> whose fields are synced traits. Rules are checked here
+// as the user types (js/lib/launch_rules.js) and again in Python before any request.
+// Registry credentials are read from their inputs only when Launch is pressed, travel in
+// that one message, and are never written to the model.
+
+import { h, isolateKeys, listen, statusParts, uid } from "./lib/dom.js";
+import { copyText } from "./lib/copy.js";
+import {
+  PLATFORM_SIZED_KINDS, pythonCode, toWhole, validateSpec,
+} from "./lib/launch_rules.js";
+
+const LABEL = {
+  name: "Name", kind: "Kind", image: "Image", cores: "Cores", ram: "RAM (GB)", gpus: "GPUs",
+  cmd: "Command", args: "Arguments", env: "Environment", replicas: "Replicas",
+  registry: "Registry", form: "Launch",
+};
+const NUMERIC = new Set(["cores", "ram", "gpus", "replicas"]);
+const SYNCED = ["name", "kind", "image", "cores", "ram", "gpus", "cmd", "args", "env", "replicas"];
+const KIND_TITLE = {
+  notebook: "Notebook", desktop: "Desktop", carta: "CARTA", contributed: "Contributed app",
+  firefly: "Firefly", headless: "Headless job",
+};
+
+function render({ model, el }) {
+  const base = uid("cw-lf");
+  const idOf = (key) => `${base}-${key}`;
+  const inputs = {};
+  const hints = {};
+  const errorEls = {};
+  const touched = new Set();
+  let attempted = false; // after a launch attempt every problem shows, touched or not
+  let pending = null; // nonce of the launch in flight: one launch per click, never two
+  let imageAuto = !model.get("image"); // the image was picked for the user, not typed
+
+  // One labelled field: label[for], control, optional hint, error line (aria-describedby).
+  const field = (key, control, hint = null) => {
+    control.id = idOf(key);
+    const hintEl = hint === null ? null : h("div", { class: "cw-lf-hint cw-muted", id: idOf(`${key}-hint`) }, hint);
+    const err = h("div", { class: "cw-lf-error", id: idOf(`${key}-err`) });
+    errorEls[key] = err;
+    hints[key] = hintEl;
+    control.setAttribute("aria-describedby", [hintEl && hintEl.id, err.id].filter(Boolean).join(" "));
+    inputs[key] = control;
+    return h("div", { class: `cw-lf-field cw-lf-${key}` },
+      h("label", { for: control.id }, LABEL[key]), control, hintEl, err);
+  };
+  const numberInput = (attrs = {}) =>
+    h("input", { type: "number", step: "1", inputmode: "numeric", autocomplete: "off", ...attrs });
+
+  // -- controls ------------------------------------------------------------------------------
+  const nameInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", maxlength: "63", required: true });
+  const kindSelect = h("select", {});
+  const imageList = h("datalist", { id: idOf("images") });
+  const imageInput = h("input", { type: "text", list: imageList.id, autocomplete: "off", spellcheck: "false", placeholder: "project/name:tag" });
+  const coresList = h("datalist", { id: idOf("cores-options") });
+  const ramList = h("datalist", { id: idOf("ram-options") });
+  const coresInput = numberInput({ min: "1", list: coresList.id });
+  const ramInput = numberInput({ min: "1", list: ramList.id });
+  const gpusInput = numberInput({ min: "0", placeholder: "none", title: "Leave empty for no GPU" });
+  const cmdInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. python" });
+  const argsInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. /arc/home/me/run.py --fast" });
+  const envInput = h("textarea", { rows: "2", spellcheck: "false", placeholder: "KEY=VALUE, one per line" });
+  const replicasInput = numberInput({ min: "1", max: "512" });
+
+  const flexRadio = h("input", { type: "radio", name: idOf("resources"), value: "flexible", id: idOf("flexible") });
+  const fixedRadio = h("input", { type: "radio", name: idOf("resources"), value: "fixed", id: idOf("fixed") });
+  const resourcesHint = h("div", { class: "cw-lf-hint cw-muted", id: idOf("resources-hint") });
+  const resources = h("fieldset", { class: "cw-lf-resources", "aria-describedby": resourcesHint.id },
+    h("legend", {}, "Resources"),
+    h("div", { class: "cw-lf-radios" },
+      h("span", {}, flexRadio, h("label", { for: flexRadio.id }, "Flexible")),
+      h("span", {}, fixedRadio, h("label", { for: fixedRadio.id }, "Fixed")),
+      resourcesHint),
+    h("div", { class: "cw-lf-row" },
+      field("cores", coresInput), field("ram", ramInput), field("gpus", gpusInput)),
+    coresList, ramList);
+
+  const headless = h("fieldset", { class: "cw-lf-headless" },
+    h("legend", {}, "Headless job"),
+    h("div", { class: "cw-lf-row" },
+      field("cmd", cmdInput, "One program (default: the image's)."),
+      field("args", argsInput, "Split on spaces; no quoting."),
+      field("replicas", replicasInput, "Each gets REPLICA_ID.")),
+    field("env", envInput));
+
+  const userInput = h("input", { type: "text", id: idOf("reg-user"), autocomplete: "off", spellcheck: "false" });
+  const secretInput = h("input", { type: "password", id: idOf("reg-secret"), autocomplete: "new-password" });
+  const registryErr = h("div", { class: "cw-lf-error", id: idOf("registry-err") });
+  errorEls.registry = registryErr;
+  userInput.setAttribute("aria-describedby", registryErr.id);
+  secretInput.setAttribute("aria-describedby", registryErr.id);
+  const registry = h("details", { class: "cw-lf-registry" },
+    h("summary", {}, "Private image registry"),
+    h("p", { class: "cw-lf-hint cw-muted" },
+      "Only for private images. Sent with this launch only; never stored in the notebook."),
+    h("div", { class: "cw-lf-row" },
+      h("div", { class: "cw-lf-field" }, h("label", { for: userInput.id }, "Registry username"), userInput),
+      h("div", { class: "cw-lf-field" }, h("label", { for: secretInput.id }, "Registry secret"), secretInput)),
+    registryErr);
+
+  const launchButton = h("button", { type: "submit", class: "cw-primary cw-lf-launch" }, "Launch");
+  const codeId = idOf("code");
+  const codeButton = h("button", { type: "button", "aria-expanded": "false", "aria-controls": codeId }, "Show code");
+  const warning = h("div", { class: "cw-lf-warning", hidden: true });
+  const { alert, status } = statusParts();
+  const result = h("div", { class: "cw-lf-result", hidden: true });
+  const codeText = h("code", {});
+  const copyButton = h("button", { type: "button" }, "Copy");
+  const copyStatus = h("span", { class: "cw-muted", role: "status", "aria-live": "polite" });
+  const codePanel = h("div", { class: "cw-lf-code", id: codeId, hidden: true },
+    h("div", { class: "cw-lf-code-bar" },
+      h("span", { class: "cw-muted" }, "The same launch in Python:"), copyButton, copyStatus),
+    h("pre", { tabindex: "0", "aria-label": "Equivalent Python code" }, codeText));
+
+  const root = h("form", { class: "canfar-w cw-launch", novalidate: true, "aria-label": "Launch a CANFAR session" },
+    h("div", { class: "cw-lf-row" },
+      field("name", nameInput), field("kind", kindSelect)),
+    field("image", imageInput, ""), imageList,
+    resources, headless, registry, warning,
+    h("div", { class: "cw-lf-actions" }, launchButton, codeButton),
+    status, alert, result, codePanel);
+  el.append(root);
+
+  // -- model -> view ---------------------------------------------------------------------------
+  const limits = () => model.get("limits") || {};
+  const kind = () => kindSelect.value || model.get("kind");
+
+  const fillKinds = () => {
+    const current = model.get("kind");
+    const kinds = model.get("kinds") || [];
+    kindSelect.replaceChildren(...kinds.map((k) => h("option", { value: k }, KIND_TITLE[k] || k)));
+    kindSelect.value = current;
+  };
+
+  const fillImages = () => {
+    const images = (model.get("images") || {})[kind()];
+    imageList.replaceChildren(...(images || []).map((id) => h("option", { value: id })));
+    hints.image.textContent = images === undefined
+      ? "Loading images..."
+      : `${images.length} ${KIND_TITLE[kind()] || kind()} image${images.length === 1 ? "" : "s"}; or type any image reference.`;
+    // Offer the first image of the kind unless the user typed their own.
+    if (images && images.length && (imageAuto || !imageInput.value) && !images.includes(imageInput.value)) {
+      imageInput.value = images[0];
+      imageAuto = true;
+      push("image");
+    }
+  };
+
+  const fillOptions = (list, section) => {
+    list.replaceChildren(...((section && section.options) || []).map((n) => h("option", { value: String(n) })));
+  };
+
+  const fillLimits = () => {
+    const l = limits();
+    fillOptions(coresList, l.cores);
+    fillOptions(ramList, l.ram);
+    const setRange = (input, section) => {
+      const options = (section && section.options) || [];
+      if (options.length) {
+        input.min = String(Math.min(...options));
+        input.max = String(Math.max(...options));
+      }
+    };
+    setRange(coresInput, l.cores);
+    setRange(ramInput, l.ram);
+    const gpuOptions = (l.gpus && l.gpus.options) || [];
+    if (gpuOptions.length) gpusInput.max = String(Math.max(...gpuOptions));
+    else if (l.gpus) gpusInput.max = "0";
+  };
+
+  const resourcesText = () => {
+    if (PLATFORM_SIZED_KINDS.includes(kind())) {
+      return `${KIND_TITLE[kind()]} sessions get resources set by the platform.`;
+    }
+    const l = limits();
+    const cores = l.cores && l.cores.defaultLimit;
+    const ram = l.ram && l.ram.defaultLimit;
+    const upTo = cores && ram ? `up to ${cores} cores and ${ram} GB` : "up to the platform's default limits";
+    return fixedRadio.checked
+      ? "Fixed: the cores and RAM below are reserved for the session."
+      : `Flexible: the session shares ${upTo} as they are free.`;
+  };
+
+  const readSpec = () => {
+    const spec = { resources: fixedRadio.checked ? "fixed" : "flexible" };
+    for (const key of SYNCED) {
+      const value = inputs[key].value;
+      spec[key] = NUMERIC.has(key) ? numberOrText(value) : value;
+    }
+    return spec;
+  };
+  // A whole number when the text is one, otherwise the text (so the rules can say why).
+  const numberOrText = (value) => {
+    const n = toWhole(value);
+    return n === null ? null : Number.isNaN(n) ? value : n;
+  };
+
+  const updateLayout = () => {
+    const isHeadless = kind() === "headless";
+    headless.hidden = !isHeadless;
+    headless.disabled = !isHeadless;
+    const sized = PLATFORM_SIZED_KINDS.includes(kind());
+    fixedRadio.disabled = sized;
+    flexRadio.disabled = sized;
+    const fixed = fixedRadio.checked && !sized;
+    coresInput.disabled = !fixed;
+    ramInput.disabled = !fixed;
+    resourcesHint.textContent = resourcesText();
+  };
+
+  const errorsNow = () => {
+    const spec = readSpec();
+    const errors = validateSpec(spec, limits());
+    const user = userInput.value.trim();
+    if ((user || secretInput.value) && !(user && secretInput.value)) {
+      errors.registry = "Registry username and Registry secret are both needed for a private image.";
+    }
+    return errors;
+  };
+
+  const showErrors = () => {
+    const local = errorsNow();
+    const server = model.get("field_errors") || {};
+    for (const [key, node] of Object.entries(errorEls)) {
+      const shown = attempted || touched.has(key) ? local[key] : "";
+      const message = shown || (touched.has(key) ? "" : server[key]) || "";
+      node.textContent = message;
+      const control = inputs[key];
+      if (control) control.setAttribute("aria-invalid", message ? "true" : "false");
+    }
+    updateWarning();
+    if (!codePanel.hidden) updateCode();
+    return local;
+  };
+
+  const updateWarning = () => {
+    const ceiling = model.get("load_limits") || {};
+    const spec = readSpec();
+    const notes = [];
+    if (spec.resources === "fixed" && !PLATFORM_SIZED_KINDS.includes(spec.kind)) {
+      if (ceiling.cores && typeof spec.cores === "number" && spec.cores > ceiling.cores) {
+        notes.push(`${spec.cores} cores is more than any node can give now (${ceiling.cores})`);
+      }
+      if (ceiling.ram && typeof spec.ram === "number" && spec.ram > ceiling.ram) {
+        notes.push(`${spec.ram} GB is more than any node can give now (${Math.floor(ceiling.ram)} GB)`);
+      }
+    }
+    warning.hidden = notes.length === 0;
+    warning.textContent = notes.length ? `Warning: ${notes.join("; ")}. The session would stay Pending.` : "";
+  };
+
+  const updateCode = () => {
+    const problems = Object.keys(errorsNow()).map((k) => LABEL[k] || k);
+    const note = problems.length ? `# Not valid yet: check ${problems.join(", ")}.\n` : "";
+    codeText.textContent = note + pythonCode(readSpec(), { registry: Boolean(userInput.value.trim()) });
+  };
+
+  const updateButton = () => {
+    const busy = Boolean(pending) || model.get("busy");
+    launchButton.disabled = busy;
+    launchButton.setAttribute("aria-busy", busy ? "true" : "false");
+  };
+
+  const setFromModel = () => {
+    for (const key of SYNCED) {
+      const control = inputs[key];
+      const value = model.get(key);
+      if (NUMERIC.has(key)) {
+        const mine = toWhole(control.value);
+        if (mine === value || (document.activeElement === control && Number.isNaN(mine))) continue;
+        control.value = value === null || value === undefined ? "" : String(value);
+      } else if (control.value !== value && document.activeElement !== control) {
+        control.value = value ?? "";
+      }
+    }
+    const fixed = model.get("resources") === "fixed";
+    fixedRadio.checked = fixed;
+    flexRadio.checked = !fixed;
+  };
+
+  // -- view -> model ---------------------------------------------------------------------------
+  const push = (key) => {
+    const control = inputs[key];
+    let value = control.value;
+    if (NUMERIC.has(key)) {
+      const n = toWhole(value);
+      value = n === null || Number.isNaN(n) ? null : n;
+    }
+    model.set(key, value);
+    model.save_changes();
+  };
+
+  const onEdit = (key) => {
+    touched.add(key);
+    if (key === "image") imageAuto = false;
+    push(key);
+    if (key === "kind") {
+      updateLayout();
+      fillImages();
+    }
+    showErrors();
+  };
+  for (const key of SYNCED) {
+    const control = inputs[key];
+    control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => onEdit(key));
+  }
+
+  const onResources = () => {
+    const fixed = fixedRadio.checked;
+    model.set("resources", fixed ? "fixed" : "flexible");
+    if (fixed) {
+      // Start a fixed request from the platform's form defaults.
+      const l = limits();
+      for (const [key, section] of [["cores", l.cores], ["ram", l.ram]]) {
+        if (!inputs[key].value && section && section.default) {
+          inputs[key].value = String(section.default);
+          model.set(key, section.default);
+        }
+      }
+    }
+    model.save_changes();
+    updateLayout();
+    showErrors();
+  };
+  flexRadio.addEventListener("change", onResources);
+  fixedRadio.addEventListener("change", onResources);
+  for (const input of [userInput, secretInput]) {
+    input.addEventListener("input", () => { touched.add("registry"); showErrors(); });
+  }
+
+  const launch = () => {
+    if (pending || model.get("busy")) return; // a second click while sending does nothing
+    attempted = true;
+    const errors = showErrors();
+    const bad = Object.keys(errors);
+    if (bad.length) {
+      status.textContent = `Not launched: check ${bad.map((k) => LABEL[k] || k).join(", ")}.`;
+      if (errors.registry) registry.open = true;
+      const first = inputs[bad[0]] || (errors.registry ? userInput : null);
+      if (first) first.focus();
+      return;
+    }
+    const user = userInput.value.trim();
+    pending = uid("launch");
+    updateButton();
+    status.textContent = "Launching...";
+    model.send({
+      kind: "launch",
+      nonce: pending,
+      spec: readSpec(),
+      registry: user ? { username: user, secret: secretInput.value } : null,
+    });
+    // The secret is not kept anywhere once sent.
+    secretInput.value = "";
+  };
+  root.addEventListener("submit", (event) => {
+    event.preventDefault();
+    launch();
+  });
+
+  codeButton.addEventListener("click", () => {
+    const show = codePanel.hidden;
+    codePanel.hidden = !show;
+    codeButton.setAttribute("aria-expanded", String(show));
+    codeButton.textContent = show ? "Hide code" : "Show code";
+    if (show) updateCode();
+  });
+  copyButton.addEventListener("click", async () => {
+    const ok = await copyText(codeText.textContent, root);
+    copyStatus.textContent = ok ? "Copied." : "Copy failed: select the code and copy it by hand.";
+  });
+
+  const showStatus = () => {
+    if (!pending || model.get("busy")) status.textContent = model.get("status") || "";
+    alert.textContent = model.get("error") || "";
+  };
+  const showResult = () => {
+    const ids = model.get("last_launched") || [];
+    result.hidden = ids.length === 0;
+    result.replaceChildren("Last launched: ", ...ids.flatMap((id, i) => [i ? ", " : "", h("code", {}, id)]));
+  };
+
+  // -- wiring ----------------------------------------------------------------------------------
+  fillKinds();
+  setFromModel();
+  fillLimits();
+  updateLayout();
+  fillImages();
+  showStatus();
+  showResult();
+  updateButton();
+  showErrors();
+  const cleanups = [
+    isolateKeys(root),
+    listen(model, SYNCED.concat(["resources"]), () => {
+      setFromModel();
+      updateLayout();
+      fillImages();
+      showErrors();
+    }),
+    listen(model, ["kinds"], fillKinds),
+    listen(model, ["images"], fillImages),
+    listen(model, ["limits"], () => { fillLimits(); updateLayout(); showErrors(); }),
+    listen(model, ["load_limits"], updateWarning),
+    listen(model, ["field_errors"], () => { attempted = false; touched.clear(); showErrors(); }),
+    listen(model, ["status", "error"], showStatus),
+    listen(model, ["last_launched"], showResult),
+    listen(model, ["busy"], () => { updateButton(); showStatus(); }),
+    listen(model, ["done_nonce"], () => {
+      if (model.get("done_nonce") === pending) {
+        pending = null;
+        updateButton();
+        showStatus();
+      }
+    }),
+  ];
+  return () => {
+    for (const cleanup of cleanups) cleanup();
+    secretInput.value = "";
+  };
+}
+
+export default { render };
