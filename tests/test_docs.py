@@ -1,0 +1,42 @@
+"""The user docs say true things: links resolve, and the compatibility table's signatures hold."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PAGES = ["index.md", "quickstart.md", "widgets.md", "client-api.md"]
+# The methods docs/client-api.md says have the same signature as canfar 1.5.2.
+SAME_SIGNATURE = ["fetch", "stats", "info", "logs", "events", "create", "destroy",
+                  "destroy_with", "renew", "connect"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_local_links_and_images_exist(page):
+    text = (DOCS / page).read_text()
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if "://" in target:
+            continue
+        assert (DOCS / target).exists(), f"{page} links to missing {target}"
+
+
+@pytest.mark.parametrize("cls_name", ["Session", "AsyncSession"])
+@pytest.mark.parametrize("method", SAME_SIGNATURE)
+def test_same_signature_as_canfar(cls_name, method):
+    """Same parameter names, order, kinds and defaults; extra keyword-only ones allowed."""
+    canfar_sessions = pytest.importorskip("canfar.sessions")
+    from canfar_widgets import sessions
+
+    theirs = inspect.signature(getattr(getattr(canfar_sessions, cls_name), method)).parameters
+    ours = inspect.signature(getattr(getattr(sessions, cls_name), method)).parameters
+    shared = list(ours)[: len(theirs)]
+    assert shared == list(theirs)
+    for name, param in theirs.items():
+        assert ours[name].kind == param.kind, name
+        assert ours[name].default == param.default, name
+    extra = list(ours)[len(theirs):]
+    assert all(ours[name].kind is inspect.Parameter.KEYWORD_ONLY for name in extra), extra
