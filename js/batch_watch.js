@@ -1,7 +1,7 @@
 // BatchWatch view: a batch's progress. A stacked bar (role=progressbar, finished of
 // total), counts by state in words and colour, elapsed time, and the sessions by state.
 
-import { h, listen, reportVisibility, statusParts } from "./lib/dom.js";
+import { h, listen, reportVisibility, statusParts, bindStatus } from "./lib/dom.js";
 import { duration } from "./lib/format.js";
 
 const STATE_ORDER = ["Completed", "Failed", "missing", "Terminating", "Running", "Pending"];
@@ -16,6 +16,8 @@ function render({ model, el }) {
   const details = h("details", { class: "cw-bw-details" }, h("summary", {}, "Sessions"), list);
   const refreshButton = h("button", { type: "button" }, "Refresh");
   const { alert, status } = statusParts();
+  // The headline and legend already show the counts; the status line only announces them.
+  status.classList.add("cw-sr-only");
   const root = h("div", { class: "canfar-w cw-batch", role: "group", "aria-label": "Batch progress" },
     h("div", { class: "cw-bw-head" }, barText, elapsed, refreshButton),
     bar, counts, details, status, alert);
@@ -58,19 +60,14 @@ function render({ model, el }) {
     elapsed.textContent = start ? `Elapsed ${duration(end - start)}` : "";
   };
 
-  const showStatus = () => {
-    status.textContent = model.get("status") || "";
-    alert.textContent = model.get("error") || "";
-  };
 
   refreshButton.addEventListener("click", () => model.send({ kind: "refresh" }));
   draw();
-  showStatus();
   const timer = setInterval(tick, 1000);
   const cleanups = [
     reportVisibility(model, root),
     listen(model, ["counts", "states", "total", "done", "finished", "started_at", "finished_at"], draw),
-    listen(model, ["status", "error"], showStatus),
+    bindStatus(model, { alert, status }),
   ];
   return () => {
     clearInterval(timer);

@@ -103,7 +103,6 @@ function render({ model, el }) {
   const codeButton = h("button", { type: "button", "aria-expanded": "false", "aria-controls": codeId }, "Show code");
   const warning = h("div", { class: "cw-lf-warning", hidden: true });
   const { alert, status } = statusParts();
-  const result = h("div", { class: "cw-lf-result", hidden: true });
   const codeText = h("code", {});
   const copyButton = h("button", { type: "button" }, "Copy");
   const copyStatus = h("span", { class: "cw-muted", role: "status", "aria-live": "polite" });
@@ -118,7 +117,7 @@ function render({ model, el }) {
     field("image", imageInput, ""), imageList,
     resources, headless, registry, warning,
     h("div", { class: "cw-lf-actions" }, launchButton, codeButton),
-    status, alert, result, codePanel);
+    status, alert, codePanel);
   el.append(root);
 
   // -- model -> view ---------------------------------------------------------------------------
@@ -374,11 +373,6 @@ function render({ model, el }) {
     if (!pending || model.get("busy")) status.textContent = model.get("status") || "";
     alert.textContent = model.get("error") || "";
   };
-  const showResult = () => {
-    const ids = model.get("last_launched") || [];
-    result.hidden = ids.length === 0;
-    result.replaceChildren("Last launched: ", ...ids.flatMap((id, i) => [i ? ", " : "", h("code", {}, id)]));
-  };
 
   // -- wiring ----------------------------------------------------------------------------------
   fillKinds();
@@ -387,7 +381,6 @@ function render({ model, el }) {
   updateLayout();
   fillImages();
   showStatus();
-  showResult();
   updateButton();
   showErrors();
   const cleanups = [
@@ -404,7 +397,6 @@ function render({ model, el }) {
     listen(model, ["load_limits"], updateWarning),
     listen(model, ["field_errors"], () => { attempted = false; touched.clear(); showErrors(); }),
     listen(model, ["status", "error"], showStatus),
-    listen(model, ["last_launched"], showResult),
     listen(model, ["busy"], () => { updateButton(); showStatus(); }),
     listen(model, ["done_nonce"], () => {
       if (model.get("done_nonce") === pending) {

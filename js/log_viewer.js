@@ -3,7 +3,7 @@
 // {kind: "append"} messages; the whole text is re-rendered only when the session, the
 // search or the cap changes, or when the kept text was replaced.
 
-import { h, isolateKeys, listen, reportVisibility, statusParts, uid, debounce } from "./lib/dom.js";
+import { h, isolateKeys, listen, reportVisibility, statusParts, uid, debounce, bindStatus } from "./lib/dom.js";
 import { parseAnsi, stateStyle, stripAnsi, ANSI_RESET } from "./lib/ansi.js";
 import {
   findMatches, logFileName, markSegments, matchCountText, splitChunks, tailLines,
@@ -212,10 +212,6 @@ function render({ model, el }) {
     refreshButton.disabled = busy;
   };
 
-  const showStatus = () => {
-    status.textContent = model.get("status") || "";
-    alert.textContent = model.get("error") || "";
-  };
 
   // -- view -> model --------------------------------------------------------------------------------
   sessionSelect.addEventListener("change", () => {
@@ -271,7 +267,6 @@ function render({ model, el }) {
   syncControls();
   takeTexts();
   renderAll();
-  showStatus();
   const cleanups = [
     isolateKeys(root),
     reportVisibility(model, root),
@@ -281,7 +276,7 @@ function render({ model, el }) {
     listen(model, ["states", "following", "dropped"], updateInfo),
     listen(model, ["max_lines"], renderAll),
     listen(model, ["follow", "wrap", "search", "busy"], syncControls),
-    listen(model, ["status", "error"], showStatus),
+    bindStatus(model, { alert, status }),
     listen(model, ["msg:custom"], onMessage),
   ];
   return () => {

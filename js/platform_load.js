@@ -2,8 +2,8 @@
 // a sparkline of the recent samples beside each, and an "unavailable, retrying in Ns"
 // banner with a live countdown while the platform cannot give statistics.
 
-import { h, listen, reportVisibility, statusParts, uid } from "./lib/dom.js";
-import { clockTime, formatCores } from "./lib/format.js";
+import { h, listen, reportVisibility, statusParts, uid, bindStatus } from "./lib/dom.js";
+import { formatCores } from "./lib/format.js";
 import { sparklinePath, sparklineSummary } from "./lib/sparkline.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -46,24 +46,24 @@ function render({ model, el }) {
   const banner = h("div", { class: "cw-load-unavailable", hidden: true });
   const ceiling = h("div", { class: "cw-load-ceiling cw-muted" });
   const refreshButton = h("button", { type: "button" }, "Refresh");
-  const updated = h("span", { class: "cw-muted cw-load-updated" });
   const { alert, status } = statusParts();
   const root = h("div", { class: "canfar-w cw-load", role: "group", "aria-label": "Platform load" },
-    h("div", { class: "cw-load-head" }, h("strong", {}, "Platform load"), updated, refreshButton),
+    h("div", { class: "cw-load-head" }, h("strong", {}, "Platform load"), refreshButton),
     cpu.row, ram.row, ceiling, banner, status, alert);
   el.append(root);
 
   const drawRow = (r, used, total, unit, series) => {
     const known = Number.isFinite(used) && Number.isFinite(total) && total > 0;
-    const pct = known ? Math.max(0, Math.min(100, (used / total) * 100)) : 0;
-    const words = `${r.label} ${r.label === "CPU" ? formatCores(used) : num(used)} / ${r.label === "CPU" ? formatCores(total) : num(total)} ${unit}`;
+    // Requests can exceed capacity (sessions then wait as Pending): say so, but keep the bar full.
+    const pct = known ? Math.max(0, (used / total) * 100) : 0;
+    const words = `${r.label} requested ${r.label === "CPU" ? formatCores(used) : num(used)} of ${r.label === "CPU" ? formatCores(total) : num(total)} ${unit}`;
     r.text.textContent = known ? `${words} (${Math.round(pct)}%)` : words;
-    r.fill.style.width = `${pct}%`;
+    r.fill.style.width = `${Math.min(100, pct)}%`;
     r.fill.classList.toggle("cw-load-high", pct >= 90);
     if (known) {
       r.bar.setAttribute("aria-valuenow", String(used));
       r.bar.setAttribute("aria-valuemax", String(total));
-      r.bar.setAttribute("aria-valuetext", `${words}, ${Math.round(pct)}% in use`);
+      r.bar.setAttribute("aria-valuetext", `${words}, ${Math.round(pct)}% requested`);
     } else {
       r.bar.removeAttribute("aria-valuenow");
       r.bar.setAttribute("aria-valuetext", `${r.label} unknown`);
@@ -72,6 +72,7 @@ function render({ model, el }) {
     const values = series.map(([, v]) => (Number.isFinite(v) && known ? (v / total) * 100 : null));
     const peak = Math.max(0, ...values.filter((v) => v !== null));
     r.path.setAttribute("d", sparklinePath(values, SPARK_W, SPARK_H - 1, peak > 0 ? peak * 1.15 : 100));
+    r.spark.style.visibility = values.length >= 2 ? "visible" : "hidden"; // one sample is no line
     const summary = `${r.label} history (${values.length} samples): ${sparklineSummary(values.map((v) => (v === null ? null : Math.round(v))), "%")}`;
     r.title.textContent = summary;
     r.spark.setAttribute("aria-label", summary);
@@ -86,10 +87,8 @@ function render({ model, el }) {
     const maxCores = model.get("cores_max");
     const maxRam = model.get("ram_max_gb");
     ceiling.textContent = maxCores || maxRam
-      ? `Largest session the platform can place now: ${formatCores(maxCores)} cores with ${num(maxRam, 0)} GB.`
+      ? `Largest session allowed: ${formatCores(maxCores)} cores with ${num(maxRam, 0)} GB.`
       : "";
-    const at = model.get("last_updated");
-    updated.textContent = at ? `updated ${clockTime(at)}` : "";
     root.classList.toggle("cw-load-stale", Boolean(model.get("unavailable")));
     tick();
   };
@@ -104,20 +103,15 @@ function render({ model, el }) {
     banner.textContent = left === null ? message : left > 0 ? `${message}, retrying in ${left}s` : `${message}, retrying now`;
   };
 
-  const showStatus = () => {
-    status.textContent = model.get("status") || "";
-    alert.textContent = model.get("error") || "";
-  };
 
   refreshButton.addEventListener("click", () => model.send({ kind: "refresh" }));
   draw();
-  showStatus();
   const timer = setInterval(tick, 1000);
   const cleanups = [
     reportVisibility(model, root),
     listen(model, ["cores_used", "cores_total", "ram_used_gb", "ram_total_gb", "cores_max",
       "ram_max_gb", "history", "unavailable", "retry_at", "last_updated"], draw),
-    listen(model, ["status", "error"], showStatus),
+    bindStatus(model, { alert, status }),
   ];
   return () => {
     clearInterval(timer);

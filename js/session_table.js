@@ -92,6 +92,16 @@ function render({ model, el, host }) {
   const root = h("div", { class: "canfar-w cw-session-table" }, toolbar, bulkbar, alert, scroller, status);
   el.append(root);
 
+  // In a narrow notebook the table scrolls sideways under the sticky Actions column; a
+  // shadow on that column's edge says there is more to see while any of it is hidden.
+  const markOverflow = () => {
+    const hidden = scroller.scrollWidth - scroller.clientWidth - scroller.scrollLeft > 1;
+    scroller.classList.toggle("cw-more-right", hidden);
+  };
+  scroller.addEventListener("scroll", markOverflow, { passive: true });
+  const resizeWatch = typeof ResizeObserver === "function" ? new ResizeObserver(markOverflow) : null;
+  if (resizeWatch) resizeWatch.observe(scroller);
+
   // The detail row: one <tr> holding the child view container, placed under its row.
   const detailBox = h("div", { class: "cw-detail-box" });
   const detailRow = h("tr", { class: "cw-detail-row" }, h("td", { colspan: COLSPAN }, detailBox));
@@ -191,6 +201,7 @@ function render({ model, el, host }) {
   }
 
   function renderRows(preferredFocus = null) {
+    queueMicrotask(markOverflow); // rows change the table's width
     const key = focusKey();
     const rows = shownRows();
     const wanted = [];
@@ -431,6 +442,10 @@ function render({ model, el, host }) {
     else if (result === "gap") model.send({ kind: "snapshot", have: store.version });
   };
   cleanups.push(listen(model, ["rows", "rows_version"], onSnapshot));
+  cleanups.push(() => {
+    scroller.removeEventListener("scroll", markOverflow);
+    if (resizeWatch) resizeWatch.disconnect();
+  });
   cleanups.push(listen(model, ["msg:custom"], onMessage));
   cleanups.push(listen(model, ["kind_filter", "status_filter", "search", "hide_finished", "sort_by", "sort_desc"], () => {
     syncControls();

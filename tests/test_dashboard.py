@@ -74,3 +74,24 @@ def test_repr_has_text_and_static_html_without_secrets(dash):
     assert "application/vnd.jupyter.widget-view+json" in data
     for text in (json.dumps(data, default=str), repr(dash)):
         assert TOKEN not in text
+
+
+def test_separate_form_and_table_on_one_session_stay_in_step():
+    """No Dashboard: a LaunchForm and a SessionTable built apart still share one feed."""
+    from canfar_widgets import LaunchForm, SessionTable
+
+    sky = FakeSkaha()
+    session = sky.session()
+    table, form = SessionTable(session), LaunchForm(session)
+    try:
+        table.refresh().result(5)
+        polls = table.feed.polls
+        form.kind, form.image, form.name = "headless", "images.canfar.net/skaha/terminal:1.1.2", "solo"
+        form.cmd = "echo"
+        ids = form.launch().result(10)
+        # Well inside the 15 s slow interval: the launch itself asked the shared feed to poll.
+        assert wait_until(lambda: set(ids) <= {r.id for r in table.records}, timeout=3)
+        assert table.feed.polls > polls
+    finally:
+        form.close()
+        table.close()

@@ -322,7 +322,10 @@ class Backend:
         if registry is not None:
             self._add_secret(getattr(registry, "secret", None))
             self._add_secret(_registry_header(registry))
-        return await get_runner().arun(self._create(request, registry))
+        try:
+            return await get_runner().arun(self._create(request, registry))
+        finally:
+            self._platform_changed()
 
     async def _create(self, request: CreateRequest, registry: ContainerRegistry | None) -> list[str]:
         if self._official:
@@ -362,13 +365,30 @@ class Backend:
 
     async def destroy(self, ids: str | Iterable[str]) -> dict[str, bool]:
         """Delete sessions; ``{id: deleted?}``."""
-        raw = await self._call("destroy", _ids(ids))
+        try:
+            raw = await self._call("destroy", _ids(ids))
+        finally:
+            self._platform_changed()
         return {str(k): bool(v) for k, v in (raw or {}).items()}
 
     async def renew(self, ids: str | Iterable[str]) -> dict[str, bool]:
         """Reset sessions' expiry; ``{id: renewed?}``."""
-        raw = await self._call("renew", _ids(ids))
+        try:
+            raw = await self._call("renew", _ids(ids))
+        finally:
+            self._platform_changed()
         return {str(k): bool(v) for k, v in (raw or {}).items()}
+
+    def _platform_changed(self) -> None:
+        """After a create/delete/renew, every widget watching this session sees it at once.
+
+        Why here: a LaunchForm and a SessionTable built separately on one session share this
+        Backend's feed, so poking the feed keeps them in step without either knowing the other.
+        Nothing polls when nobody watches.
+        """
+        feed = self._feed
+        if feed is not None and feed.subscriptions:
+            feed.refresh_now()
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET ``<base>/<path>`` for sessions lacking a method (canfar has no context())."""

@@ -59,13 +59,8 @@ class Dashboard(ipywidgets.VBox):
         super().__init__([top, self.table], **kwargs)
         self.add_class("canfar-w")
         self.add_class("cw-dashboard")
-        # Runs on whichever thread sets the trait (the runner, after a launch); refresh_now()
-        # only schedules a poll, so it never blocks there.
-        self.form.observe(self._on_launched, names="last_launched")
-
-    def _on_launched(self, change: dict[str, Any]) -> None:
-        if change.get("new"):
-            self.table.refresh()
+        # A launch shows up in the table at once: the form and the table share one Backend,
+        # whose create() refreshes the shared feed (Backend._platform_changed).
 
     def close(self) -> None:
         """Close the three widgets (stopping their polling) and the layout."""

@@ -45,7 +45,7 @@ def _number(value: Any) -> float | None:
 
 
 class PlatformLoad(CanfarWidget):
-    """CPU and RAM in use across the platform, as bars plus a short history.
+    """CPU and RAM requested across the platform against its capacity, as bars plus a short history.
 
     Args:
         session: the session client (``None``: ``Session()`` from env/config).
@@ -54,7 +54,7 @@ class PlatformLoad(CanfarWidget):
 
     Traits (back-end owned): ``cores_used``/``cores_total`` (cores requested / capacity),
     ``ram_used_gb``/``ram_total_gb``, ``cores_max``/``ram_max_gb`` (the largest session the
-    platform can place), ``history`` ``[[epoch, cores_used, ram_used_gb], ...]`` (None values
+    platform allows per session), ``history`` ``[[epoch, cores_used, ram_used_gb], ...]`` (None values
     for failed samples), ``unavailable`` (a message while stats cannot be read) and
     ``retry_at`` (epoch seconds of the next attempt then).
 

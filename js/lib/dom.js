@@ -135,3 +135,14 @@ export function statusParts() {
   const status = h("div", { class: "cw-status-line", role: "status", "aria-live": "polite" });
   return { alert, status };
 }
+
+// Keep the alert and status lines in step with the model's `error` and `status` traits;
+// returns a cleanup. Views with extra status logic (busy text, pending launches) bind their own.
+export function bindStatus(model, { alert, status }) {
+  const show = () => {
+    status.textContent = model.get("status") || "";
+    alert.textContent = model.get("error") || "";
+  };
+  show();
+  return listen(model, ["status", "error"], show);
+}
