@@ -11,6 +11,7 @@ query string (create parameters may carry user environment values).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -129,14 +130,22 @@ def error_for_response(response: httpx.Response) -> APIError:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/odd."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/odd.
+
+    Example:
+        >>> parse_retry_after("30"), parse_retry_after("inf"), parse_retry_after("soon")
+        (30.0, None, None)
+    """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf"/"nan" parse as floats but are no delay: an endless wait would stall a poller.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

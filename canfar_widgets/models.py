@@ -950,6 +950,16 @@ def _is_none_word(value: Any) -> bool:
     return isinstance(value, str) and value.strip() in ("", "<none>")
 
 
+# Half a UTF-16 pair: JSON may escape one ("\\ud800"), but no UTF-8 text can hold it, so a
+# widget showing it could not send its state to the browser.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: str) -> str:
+    """``value`` with lone surrogates replaced by U+FFFD (as decoding bad UTF-8 does)."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 # --------------------------------------------------------------------------------------
 # Session record
 # --------------------------------------------------------------------------------------
@@ -1025,6 +1035,10 @@ class SessionRecord(BaseModel):
             clean[key] = value
         for key in _STRING_FIELDS:
             value = clean.get(key)
+            if isinstance(value, str) and _LONE_SURROGATE.search(value):
+                anomalies.append(f"{key}: broken UTF-16 surrogate replaced")
+                clean[key] = _encodable(value)
+                continue
             if value is None or isinstance(value, str):
                 continue
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -1324,17 +1338,19 @@ class Image(BaseModel):
     @classmethod
     def _sanitise(cls, data: Any) -> Any:
         if isinstance(data, str):
-            return {"id": data}
+            return {"id": _encodable(data)}
         if not isinstance(data, Mapping):
             return {}
         clean = {key: value for key, value in data.items() if isinstance(key, str)}
-        clean["id"] = clean["id"] if isinstance(clean.get("id"), str) else ""
+        clean["id"] = _encodable(clean["id"]) if isinstance(clean.get("id"), str) else ""
         types = clean.get("types")
         clean["types"] = (
-            [t for t in types if isinstance(t, str)] if isinstance(types, (list, tuple)) else []
+            [_encodable(t) for t in types if isinstance(t, str)]
+            if isinstance(types, (list, tuple))
+            else []
         )
-        if not isinstance(clean.get("digest"), str):
-            clean["digest"] = None
+        digest = clean.get("digest")
+        clean["digest"] = _encodable(digest) if isinstance(digest, str) else None
         return clean
 
 

@@ -10,8 +10,10 @@ logged) is decided here once.
 - At most ``concurrency`` requests are in flight per ``Wire`` (a semaphore, plus the
   connection-pool limit), whatever number of calls share it.
 - GET and DELETE are retried on connection failures and 502/503/504 with exponential
-  backoff and jitter, honouring ``Retry-After`` (capped). POST is never retried: a retried
-  create could launch a second session.
+  backoff and jitter, honouring ``Retry-After``: never asked again sooner than it says, and
+  not retried at all when it asks for longer than ``max_retry_after`` (the error, with its
+  ``retry_after``, is raised at once for the caller to come back later). POST is never
+  retried: a retried create could launch a second session.
 - Error responses raise :func:`canfar_widgets.errors.error_for_response` (typed, server
   text verbatim).
 - Logs name the method, the path and the status only: never headers, bodies or query
@@ -83,7 +85,9 @@ class Retry:
         backoff: the first delay in seconds; it doubles each retry, up to ``max_backoff``,
             and a random half of it is jitter (so many clients do not retry in step).
         max_backoff: the largest computed delay.
-        max_retry_after: the longest a server's ``Retry-After`` is honoured for.
+        max_retry_after: the longest ``Retry-After`` this call waits out. A server asking
+            for longer gets no early retry: the error is raised at once (a
+            :class:`~canfar_widgets.errors.ServiceUnavailable` carries ``retry_after``).
         budget: the most time slept over all retries of one request; a retry that would
             exceed it is not made and the last failure is raised instead.
 
@@ -292,6 +296,10 @@ class Wire:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 what = f"HTTP {response.status_code}"
             if attempt >= attempts:
+                raise failure
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                # Asking again before the server's Retry-After would not honour it, and
+                # waiting that long here would freeze the caller: hand it the error.
                 raise failure
             delay = policy.delay(attempt, retry_after)
             if slept + delay > policy.budget:

@@ -179,12 +179,16 @@ def test_get_retries_503_honouring_retry_after(wire, respx_mock, slept):
     assert 0 < slept[1] <= DEFAULT_RETRY.backoff * 2  # backoff with jitter
 
 
-def test_retry_after_is_capped(wire, respx_mock, slept):
-    respx_mock.get(BASE + "session").mock(
+def test_a_retry_after_longer_than_the_cap_is_not_anticipated(wire, respx_mock, slept):
+    # Retrying after max_retry_after would ask again before the server said to: raise instead.
+    route = respx_mock.get(BASE + "session").mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(200, json=[])]
     )
-    run(wire.get("session"))
-    assert slept == [DEFAULT_RETRY.max_retry_after]
+    with pytest.raises(ServiceUnavailable) as info:
+        run(wire.get("session"))
+    assert info.value.retry_after == 3600
+    assert route.call_count == 1
+    assert slept == []
 
 
 def test_retries_are_bounded(wire, respx_mock, slept):

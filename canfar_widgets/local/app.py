@@ -16,8 +16,9 @@ import asyncio
 import html
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -41,6 +42,8 @@ log = logging.getLogger("canfar_widgets.local")
 JSON = "application/json"
 TEXT = "text/plain"
 _FORM = "application/x-www-form-urlencoded"
+_API = "/skaha/v1/"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _MULTIPART = "multipart/form-data"
 
 
@@ -52,6 +55,8 @@ class AppState:
     users: Users
     settings: Settings
     faults: Faults
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """API requests received, by ``(method, path relative to /skaha/v1[?view=V])``."""
 
 
 class _Base(tornado.web.RequestHandler):
@@ -93,6 +98,7 @@ class ApiHandler(_Base):
     user: User
 
     async def prepare(self) -> None:
+        self._count()
         faults = self.state.faults
         delay = faults.delay()
         if delay > 0:
@@ -101,6 +107,13 @@ class ApiHandler(_Base):
         if injected is not None:
             self.fail(PlatformError(injected, f"injected fault: {injected}"))
             return
+        refused = faults.auth_status
+        if refused == 401:
+            self.fail(PlatformError(401, "Unauthorized", headers=_CHALLENGE, newline=False))
+            return
+        if refused == 403:
+            self.fail(PlatformError(403, "Not authorized to use the skaha system"))
+            return
         try:
             self.user = self.state.users.authenticate(
                 self.request.headers.get("Authorization"), self.get_cookie("CADC_SSO"))
@@ -108,6 +121,13 @@ class ApiHandler(_Base):
             self.fail(err)
             return
         self.set_header("x-vo-authenticated", self.user.name)
+
+    def _count(self) -> None:
+        # Path and view only: the rest of a query string may carry the user's values.
+        path = self.request.path
+        path = path[len(_API):] if path.startswith(_API) else path
+        view = self.query("view")
+        self.state.requests[(self.request.method or "", path + (f"?view={view}" if view else ""))] += 1
 
     async def run(self, action: Callable[..., Any], *args: Any) -> None:
         """Call ``action`` and turn its result or error into the answer."""

@@ -9,6 +9,7 @@ Example:
     >>> faults.latency = 0.2          # every API answer waits 200 ms (+ up to ``jitter``)
     >>> faults.error_rate = 0.1       # 10 % of API answers are 500/502/503
     >>> faults.stats_unavailable = True
+    >>> faults.auth_status = 401      # the token was revoked: every API request is refused
     >>> faults.reset()
     >>> faults.error_rate
     0.0
@@ -36,6 +37,9 @@ class Faults:
             with ``Retry-After: 30``, as the server does when its metrics backend is down.
         start_delay: when not None, overrides the platform's interactive Pending -> Running
             delay for sessions created from now on.
+        auth_status: when 401 or 403, every API request is refused with it, whatever its
+            credentials: 401 ``Unauthorized`` (a token that expired or was revoked mid-session)
+            or 403 ``Not authorized to use the skaha system`` (the user lost access).
     """
 
     latency: float = 0.0
@@ -44,6 +48,7 @@ class Faults:
     error_statuses: tuple[int, ...] = (500, 502, 503)
     stats_unavailable: bool = False
     start_delay: float | None = None
+    auth_status: int | None = None
     seed: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +65,8 @@ class Faults:
             not isinstance(value, int | float) or value < 0
         ):
             raise ValueError(f"start_delay must be None or a number >= 0, got {value!r}")
+        if name == "auth_status" and value not in (None, 401, 403):
+            raise ValueError(f"auth_status must be None, 401 or 403, got {value!r}")
         if name == "error_statuses":
             value = tuple(int(v) for v in value)  # type: ignore[attr-defined]
             if not value or any(not 500 <= v <= 599 for v in value):

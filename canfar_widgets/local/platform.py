@@ -186,6 +186,7 @@ class LocalPlatform:
         self._thread: threading.Thread | None = None
         self._server: tornado.httpserver.HTTPServer | None = None
         self._store: SessionStore | None = None
+        self._state: AppState | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the token
@@ -282,6 +283,7 @@ class LocalPlatform:
                                    faults=self.faults)
         state = AppState(store=self._store, users=self.users, settings=self.settings,
                          faults=self.faults)
+        self._state = state
         self._server = tornado.httpserver.HTTPServer(make_app(state), xheaders=False)
         self._server.add_sockets(sockets)
 
@@ -380,6 +382,28 @@ class LocalPlatform:
     def sessions(self) -> list[dict[str, Any]]:
         """Every session and desktop-app of every user, as the API renders them."""
         return self.call(lambda s: s.snapshot())
+
+    def request_count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many API requests the platform received (refused and faulted ones included).
+
+        ``method`` filters by HTTP method; ``path`` is relative to ``/skaha/v1/`` with only
+        its ``view`` kept: ``"session"`` (listings and creates), ``"session?view=stats"``,
+        ``"session/<id>?view=logs"``, ``"context"``... Counts survive :meth:`stop` until the
+        next :meth:`start`. For tests that must prove a request was (not) made.
+
+        Example:
+            >>> platform.request_count("POST", "session")   # create attempts so far
+            3
+        """
+        state = self._state
+        if state is None:
+            return 0
+        if self.running:
+            counts = self.call(lambda _store: dict(state.requests))
+        else:
+            counts = dict(state.requests)
+        return sum(n for (m, p), n in counts.items()
+                   if (method is None or m == method.upper()) and (path is None or p == path))
 
     def process_group(self, session_id: str) -> int | None:
         """The process group id of a headless session's job, once it was started."""
