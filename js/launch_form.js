@@ -343,12 +343,12 @@ function render({ model, el }) {
     pending = uid("launch");
     updateButton();
     status.textContent = "Launching...";
-    model.send({
-      kind: "launch",
-      nonce: pending,
-      spec: readSpec(),
-      registry: user ? { username: user, secret: secretInput.value } : null,
-    });
+    // Registry credentials travel as a binary buffer, not in the JSON content: a kernel
+    // logging comm messages at DEBUG prints the content verbatim, never the buffers.
+    const buffers = user
+      ? [new TextEncoder().encode(JSON.stringify({ username: user, secret: secretInput.value }))]
+      : [];
+    model.send({ kind: "launch", nonce: pending, spec: readSpec() }, undefined, buffers);
     // The secret is not kept anywhere once sent.
     secretInput.value = "";
   };

@@ -28,6 +28,7 @@ const COLUMNS = [
   ["expiry", "Time left", "expiry", "Time left before the session expires"],
   ["actions", "Actions", null],
 ];
+const FIRST_ROWS = 150;
 const COLSPAN = COLUMNS.length + 1; // + the selection column
 
 function tableConnectReason(row) {
@@ -99,8 +100,13 @@ function render({ model, el, host }) {
     scroller.classList.toggle("cw-more-right", hidden);
   };
   scroller.addEventListener("scroll", markOverflow, { passive: true });
+  // ResizeObserver runs after the browser's own layout, so reading widths there is free;
+  // reading them straight after changing rows would force a layout of the whole table.
   const resizeWatch = typeof ResizeObserver === "function" ? new ResizeObserver(markOverflow) : null;
-  if (resizeWatch) resizeWatch.observe(scroller);
+  if (resizeWatch) {
+    resizeWatch.observe(scroller);
+    resizeWatch.observe(table);
+  }
 
   // The detail row: one <tr> holding the child view container, placed under its row.
   const detailBox = h("div", { class: "cw-detail-box" });
@@ -200,10 +206,24 @@ function render({ model, el, host }) {
     if (target) target.focus();
   }
 
+  // A first render of many rows is dominated by table layout of every cell, so the first
+  // FIRST_ROWS rows paint at once and the rest follow in growing chunks on later frames.
+  let renderLimit = FIRST_ROWS;
+  let moreRowsQueued = false;
+  const renderMoreRows = () => {
+    moreRowsQueued = false;
+    renderLimit *= 3;
+    renderRows();
+  };
+
   function renderRows(preferredFocus = null) {
-    queueMicrotask(markOverflow); // rows change the table's width
     const key = focusKey();
-    const rows = shownRows();
+    const allRows = shownRows();
+    const rows = allRows.length > renderLimit ? allRows.slice(0, renderLimit) : allRows;
+    if (rows.length < allRows.length && !moreRowsQueued) {
+      moreRowsQueued = true;
+      requestAnimationFrame(renderMoreRows);
+    }
     const wanted = [];
     const live = new Set();
     for (const row of rows) {
@@ -236,7 +256,7 @@ function render({ model, el, host }) {
       cursor = next;
     }
     restoreFocus(key, preferredFocus);
-    renderChrome(rows);
+    renderChrome(allRows);
   }
 
   function renderChrome(rows = shownRows()) {

@@ -4,6 +4,7 @@ itself (exact HTTP), double-click safety, registry secrets kept out of everythin
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import re
@@ -247,10 +248,10 @@ def test_double_click_launches_once(sky):
 def test_registry_secret_is_used_once_and_never_kept(sky, caplog):
     caplog.set_level(logging.DEBUG)
     form = make_form(sky, image="images.canfar.net/private/thing:1")
-    message = {"kind": "launch", "nonce": "r", "spec": form.spec(),
-               "registry": {"username": "bob", "secret": SECRET}}  # fmt: skip
-    form._dispatch_message(form, message, [])
-    assert "registry" not in message  # taken out of the message at once
+    message = {"kind": "launch", "nonce": "r", "spec": form.spec()}
+    credentials = json.dumps({"username": "bob", "secret": SECRET}).encode()
+    form._dispatch_message(form, message, [memoryview(credentials)])  # as the browser sends it
+    assert SECRET not in json.dumps(message)  # never in the JSON content
     assert form._launch_future.result(5) == ["new00001"]
     (request,) = posts(sky)
     header = request.headers["x-skaha-registry-auth"]
@@ -265,23 +266,27 @@ def test_registry_secret_is_used_once_and_never_kept(sky, caplog):
     assert form.code(registry=True).count("ContainerRegistry()") == 1
 
 
+def launch_with(form, nonce: str, credentials: dict[str, str]) -> None:
+    """A Launch press with registry credentials, sent as js/launch_form.js sends it."""
+    buffer = json.dumps(credentials).encode()
+    form._dispatch_message(form, {"kind": "launch", "nonce": nonce, "spec": form.spec()}, [buffer])
+
+
 def test_registry_secret_never_in_error_text(sky, caplog):
     caplog.set_level(logging.DEBUG)
     sky.create_reply = (400, f"bad credentials {SECRET}\n")  # a server echoing it back
     form = make_form(sky, image="images.canfar.net/private/thing:1")
-    send(form, kind="launch", nonce="e", spec=form.spec(),
-         registry={"username": "bob", "secret": SECRET})  # fmt: skip
+    launch_with(form, "e", {"username": "bob", "secret": SECRET})
     with pytest.raises(Exception):  # noqa: B017 - any failure; the text is what matters
         form._launch_future.result(5)
     assert wait_until(lambda: form.error)
     assert SECRET not in form.error and SECRET not in form.status
     assert SECRET not in caplog.text
     # Half a credential, or an over-long one, is refused without echoing it.
-    send(form, kind="launch", nonce="h", spec=form.spec(), registry={"username": "", "secret": SECRET})
+    launch_with(form, "h", {"username": "", "secret": SECRET})
     assert form._launch_future.result(5) == []
     assert "registry" in form.field_errors and SECRET not in repr(form.get_state())
-    send(form, kind="launch", nonce="l", spec=form.spec(),
-         registry={"username": "bob", "secret": SECRET * 30})  # fmt: skip
+    launch_with(form, "l", {"username": "bob", "secret": SECRET * 30})
     assert form._launch_future.result(5) == []
     assert SECRET not in repr(form.get_state()) and SECRET not in caplog.text
     assert len(posts(sky)) == 1

@@ -141,7 +141,12 @@ class CanfarWidget(anywidget.AnyWidget):
             sub.close()
         if hasattr(self, "_subscriptions"):
             self._subscriptions.clear()
+        # ipywidgets does not close a DOMWidget's Layout with it (ipywidgets#2308): without
+        # this every closed widget leaves a Layout and its comm registered.
+        layout = getattr(self, "layout", None)
         super().close()
+        if layout is not None:
+            layout.close()
 
     # -- runner side -----------------------------------------------------------------------
 
@@ -196,7 +201,11 @@ class CanfarWidget(anywidget.AnyWidget):
     # -- front-end messages ------------------------------------------------------------------
 
     def _dispatch_message(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
-        """Route ``{"kind": "x", ...}`` to ``self._on_x(content)``; errors become visible."""
+        """Route ``{"kind": "x", ...}`` to ``self._on_x(content)``; errors become visible.
+
+        A message that carries binary buffers (only a launch with registry credentials
+        does) is handed on as ``self._on_x(content, buffers)``.
+        """
         if not isinstance(content, dict):
             return
         kind = str(content.get("kind", ""))
@@ -205,7 +214,10 @@ class CanfarWidget(anywidget.AnyWidget):
             log.debug("%s: ignoring message kind %r", type(self).__name__, kind)
             return
         try:
-            handler(content)
+            if buffers:
+                handler(content, list(buffers))
+            else:
+                handler(content)
         except Exception as exc:  # a handler bug must show in the widget, not vanish
             self._show_error(kind or "action", exc)
 

@@ -30,6 +30,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -198,10 +199,35 @@ class Poller(Generic[T]):
         return len(self._subs)
 
     def interval(self) -> float:
-        """Seconds until the next periodic poll would be due after the last one."""
+        """Seconds until the next periodic poll would be due after the last one.
+
+        After an error: exponential backoff up to ``slow``, and never sooner than the
+        server's ``Retry-After`` (a 503 saying "come back in 30 s" is honoured).
+        """
         if self.error is not None and self._failures:
-            return min(self.fast * 2 ** self._failures, self.slow)
+            backoff = min(self.fast * 2 ** self._failures, self.slow)
+            retry_after = getattr(self.error, "retry_after", None)
+            return max(backoff, retry_after) if isinstance(retry_after, (int, float)) else backoff
         return self.fast if self._busy(self.value) else self.slow
+
+    def seconds_to_next_poll(self) -> float | None:
+        """How long until the next periodic poll (None while stopped or nobody watches)."""
+        if self.auth_stopped or not self.visible or not self._runner.started:
+            return None
+        return max(0.0, self._next_due - self._runner.loop.time())
+
+    def describe_failure(self, error: BaseException, what: str) -> str:
+        """The sentence a widget shows for a failed poll: what failed and what happens next.
+
+        Example: ``"Updating sessions failed: bad gateway (HTTP 502). Retrying in 4 s."``
+        """
+        from canfar_widgets.widgets._base import describe_error
+
+        message = f"{what} failed: {describe_error(error)}"
+        if is_auth_error(error):
+            return message + " Automatic refresh stopped; press Refresh to try again."
+        wait = self.seconds_to_next_poll()
+        return message + (f" Retrying in {math.ceil(wait)} s." if wait is not None else " Press Refresh to retry.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}: {len(self._subs)} subscriptions, {self.polls} polls>"
@@ -221,6 +247,13 @@ class Poller(Generic[T]):
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+            # Nobody is left to hand a result to: stop now, even mid-poll or mid-wait (a
+            # closed widget must not keep retrying against a platform that may be gone).
+            idle = not self._subs and not self._waiters
+            task = self._task if idle else None
+        if task is not None and not task.done():
+            task.cancel()
+            return
         self._changed()
 
     def _changed(self) -> None:

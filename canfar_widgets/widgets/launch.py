@@ -28,7 +28,7 @@ import random
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import traitlets
@@ -537,10 +537,20 @@ class LaunchForm(CanfarWidget):
             secret = registry.secret.get_secret_value() if registry.secret else ""
         return self._start(self.spec(), username, secret, nonce="")
 
-    def _on_launch(self, content: dict[str, Any]) -> None:
-        """``{kind: "launch", nonce, spec: {...}, registry: {username, secret} | null}``."""
-        # Take the credentials out of the message at once; they live only in the launch.
-        credentials = content.pop("registry", None) or {}
+    def _on_launch(self, content: dict[str, Any], buffers: Sequence[bytes] = ()) -> None:
+        """``{kind: "launch", nonce, spec: {...}}``, registry credentials in ``buffers[0]``.
+
+        The front end sends ``{"username", "secret"}`` as UTF-8 JSON in a binary buffer so
+        that comm logging at DEBUG (which prints message content) never shows the secret.
+        """
+        credentials: Any = {}
+        if buffers:
+            try:
+                credentials = json.loads(bytes(buffers[0]).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise ValueError("the registry credentials could not be read") from None
+        if not isinstance(credentials, Mapping):
+            credentials = {}
         username = str(credentials.get("username") or "").strip()
         secret = str(credentials.get("secret") or "")
         credentials = None

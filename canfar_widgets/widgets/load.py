@@ -128,7 +128,7 @@ class PlatformLoad(CanfarWidget):
     def _failed(self, error: BaseException, now: float) -> None:
         if is_auth_error(error):
             # Polling has stopped (no retry storm with a bad token); say why, no countdown.
-            message = self._scrub(f"{UNAVAILABLE}: {describe_error(error)}")
+            message = self._scrub(self._poller.describe_failure(error, "Reading platform statistics"))
             self._update(unavailable=message, retry_at=0.0, error=message, status=message)
             return
         retry_after = error.retry_after if isinstance(error, ServiceUnavailable) else None

@@ -38,7 +38,7 @@ import traitlets
 from canfar_widgets.errors import NotFound
 from canfar_widgets.widgets import _html
 from canfar_widgets.widgets._backend import Backend
-from canfar_widgets.widgets._base import CanfarWidget, describe_error
+from canfar_widgets.widgets._base import CanfarWidget
 from canfar_widgets.widgets.feed import Poller, Subscription
 
 __all__ = ["LogViewer", "strip_ansi"]
@@ -245,7 +245,7 @@ class LogViewer(CanfarWidget):
     def _on_poll(self, snapshot: _Snapshot | None, error: BaseException | None) -> None:
         """Poller callback (runner thread)."""
         if error is not None:
-            message = self._scrub(f"Fetching logs failed: {describe_error(error)}")
+            message = self._scrub(self._poller.describe_failure(error, "Fetching logs"))
             self._update(error=message, status=message)
             if not self._initial.done():
                 self._initial.set_exception(error)

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 import traitlets
 
 from canfar_widgets.widgets import _html
-from canfar_widgets.widgets._base import CanfarWidget, describe_error
-from canfar_widgets.widgets.feed import is_auth_error
+from canfar_widgets.widgets._base import CanfarWidget
 
 if TYPE_CHECKING:  # pragma: no cover
     from canfar_widgets.models import SessionRecord
@@ -235,9 +234,7 @@ class SessionTable(CanfarWidget):
         if records is not None:
             changed = self._apply(records)
         if error is not None:
-            message = self._scrub(f"Updating sessions failed: {describe_error(error)}")
-            if is_auth_error(error):
-                message += " Automatic refresh stopped; press Refresh to try again."
+            message = self._scrub(self.feed.describe_failure(error, "Updating sessions"))
             self._error_from_poll = True
             self._update(error=message)
         else:
