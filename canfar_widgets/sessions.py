@@ -34,12 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import html
 import logging
 import re
 import sys
 import warnings
-import webbrowser
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -843,6 +841,8 @@ def _open_sessions(records: Sequence[dict[str, Any]]) -> None:
     if not links:
         return
     if _in_kernel():
+        import html
+
         from IPython.display import HTML, display
 
         items = "".join(
@@ -852,5 +852,7 @@ def _open_sessions(records: Sequence[dict[str, Any]]) -> None:
         )
         display(HTML(f"<ul>{items}</ul>"))
     else:
+        import webbrowser  # here, not at module level: it costs ~15 ms of every import
+
         for _, url in links:
             webbrowser.open_new_tab(url)

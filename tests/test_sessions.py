@@ -11,6 +11,7 @@ import asyncio
 import base64
 import inspect
 import logging
+import webbrowser
 
 import httpx
 import pytest
@@ -456,7 +457,7 @@ def test_connect_opens_running_sessions_and_warns_about_others(api, respx_mock, 
     respx_mock.get(BASE + "session/p2").respond(json=record("p2", status="Pending"))
     respx_mock.get(BASE + "session/h3").respond(json=record("h3"))  # running headless: no URL
     opened: list[str] = []
-    monkeypatch.setattr(sessions_module.webbrowser, "open_new_tab", opened.append)
+    monkeypatch.setattr(webbrowser, "open_new_tab", opened.append)
     with pytest.warns(UserWarning, match=r"^Session p2 is Pending; wait until it is Running$"):
         assert api.connect(["a1", "p2", "h3"]) is None
     assert opened == [url]
@@ -471,7 +472,7 @@ def test_connect_in_a_kernel_displays_links(api, respx_mock, monkeypatch):
     shown: list[object] = []
     monkeypatch.setattr(sessions_module, "_in_kernel", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
-    monkeypatch.setattr(sessions_module.webbrowser, "open_new_tab", pytest.fail)
+    monkeypatch.setattr(webbrowser, "open_new_tab", pytest.fail)
     api.connect("a1")
     [html] = shown
     assert 'href="https://example.org/session/carta/a1/?x=1&amp;y=2"' in html.data
