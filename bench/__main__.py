@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -29,6 +30,26 @@ def discover(selected: list[str]) -> list[str]:
     if selected:
         names = [n for n in names if any(s in n for s in selected)]
     return names
+
+
+def machine() -> str:
+    """One line: cores, memory, CPU model, Python, load average (the machine may be shared)."""
+    cpu, memory = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB memory"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        load = " load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        load = ""
+    return (f"{os.cpu_count()} cores ({cpu}){memory}, {platform.python_implementation()} "
+            f"{platform.python_version()}, {platform.system()};{load}")
 
 
 def format_value(value: object) -> str:
@@ -47,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     failed: list[str] = []
+    before = machine()
     for name in discover(args.only):
         started = time.perf_counter()
         print(f"# {name} ...", file=sys.stderr, flush=True)
@@ -63,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(produced)
         print(f"# {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    print(f"\nmachine: {platform.machine()}, {platform.python_implementation()} "
-          f"{platform.python_version()}, {platform.system()}; mode: {'fast' if args.fast else 'full'}")
+    print(f"\nmode: {'fast' if args.fast else 'full'}\nmachine at start: {before}\n"
+          f"machine at end:   {machine()}")
     print("| benchmark | subject | value | unit | target | note |")
     print("|---|---|---|---|---|---|")
     for row in rows:

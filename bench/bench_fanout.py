@@ -1,16 +1,28 @@
-"""Fan-out benchmark: create N replicas, then ``info`` them, against a 50 ms-latency server.
+"""Fan-out benchmark: create N replicas, ``info`` them, destroy them, with 50 ms per request.
 
 Subjects: our ``Session`` and ``AsyncSession``, the official ``canfar`` 1.5.2 ``Session`` and
-``AsyncSession``, and the ideal ``ceil(N / concurrency) x latency`` per phase.
+``AsyncSession``, and the ideal ``ceil(N / concurrency) x latency`` per phase. Every client
+is built with ``concurrency=32``; the official sync ``Session`` sends one request at a time
+whatever that setting says, which is what the 10x target is about.
 
-The "server" is an in-process httpx transport that sleeps 50 ms per request (``asyncio.sleep``
-for async clients, ``time.sleep`` for canfar's sync client) and serves at most
-``concurrency`` requests at once. That cap stands in for the connection pool: canfar only
-sets ``Limits(max_connections=concurrency)`` when it builds its own transport, so with an
-injected one it would otherwise be measured with no limit at all.
+Two servers, each its own benchmark:
 
-canfar 1.5.2 speaks httpx2 and takes a ``transport=`` keyword (what its own tests inject);
-for an older canfar without it, its client classes are patched as its tests used to do.
+* **local platform** (the one the targets are judged on): ``canfar_widgets.local.LocalPlatform``
+  with ``faults.latency = 0.05``, so every API request waits 50 ms on the server before it
+  is answered; real HTTP on loopback, real skaha v1 routes. A headless job with no ``cmd``
+  completes at once without a process, and a deleted one is gone after ``terminating_delay``.
+  The platform runs in a child process, as a real platform runs on another machine: in
+  this process its request handling would take the GIL from the client being measured.
+* **in-process transport**: an httpx transport that sleeps 50 ms per request and serves at
+  most ``concurrency`` requests at once (asyncio.sleep for async clients, time.sleep for
+  canfar's sync client). No sockets, no HTTP parsing: it isolates the clients' scheduling
+  from transport costs. The cap stands in for the connection pool: canfar only sets
+  ``Limits(max_connections=concurrency)`` when it builds its own transport.
+
+Each repeat runs every subject in turn (round robin, so drift on a shared machine hits all
+of them alike); per-phase figures are medians over repeats. Ratio rows carry the targets:
+official sync / our sync >= 10; our async / official async <= 1.0 (no slower); ours / ideal
+<= 1.3.
 
 Run ``python bench/bench_fanout.py [--fast]`` for a table; ``run(fast=True)`` returns rows.
 """
@@ -19,30 +31,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import json
 import math
+import os
+import secrets
+import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import httpx
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+
+from bench._common import row as _row
+from bench._common import table as _table
+from bench._common import verdict as _verdict
 
 URL = "https://bench.invalid/skaha/v1/"
 TOKEN = "bench-token"
 IMAGE = "images.canfar.net/skaha/terminal:1.1.2"
 LATENCY = 0.05
 CONCURRENCY = 32
+PHASES = ("create", "info", "destroy")
+
+OURS_SYNC = "canfar_widgets.Session"
+OURS_ASYNC = "canfar_widgets.AsyncSession"
+THEIRS_SYNC = "canfar.Session (1.5.2)"
+THEIRS_ASYNC = "canfar.AsyncSession (1.5.2)"
+SUBJECTS = (OURS_SYNC, OURS_ASYNC, THEIRS_SYNC, THEIRS_ASYNC)
+
+Timings = dict[str, float]  # phase -> wall seconds, and "cpu": process CPU seconds for all three
 
 
-# -- the simulated server ---------------------------------------------------------------------------
+# -- the in-process server -----------------------------------------------------------------------
 
 
 class _Platform:
-    """What the fake server answers; shared by the httpx and httpx2 transports."""
+    """What the in-process fake server answers; shared by the httpx and httpx2 transports."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -63,6 +97,8 @@ class _Platform:
             record = {"id": key, "name": f"bench-{key}", "type": "headless", "status": "Running",
                       "image": IMAGE, "connectURL": "", "isFixedResources": False}
             return 200, "application/json", json.dumps(record)
+        if method == "DELETE" and tail.startswith("session/"):
+            return 200, "text/plain", ""
         return 404, "text/plain", f"no route for {method} {path}\n"
 
 
@@ -128,41 +164,134 @@ def _official_client(cls: type, transport: Any) -> Iterator[Any]:
         yield cls(url=URL, token=TOKEN, concurrency=CONCURRENCY)
 
 
-# -- measuring -------------------------------------------------------------------------------------------
+# -- the local platform, in a child process ------------------------------------------------------
+
+_CHILD = """
+import os, sys
+from canfar_widgets.local import LocalPlatform
+platform = LocalPlatform(token=os.environ["BENCH_PLATFORM_TOKEN"], metrics_interval=0,
+                         headless_start_delay=0.0, terminating_delay=0.0)
+platform.faults.latency = float(sys.argv[1])
+platform.start()
+print(platform.url, flush=True)
+sys.stdin.read()   # serve until the parent closes our stdin
+platform.stop()
+"""
 
 
-def _timed_sync(session: Any, n: int) -> tuple[float, float, int]:
-    session.fetch()  # warm-up: client creation is not what is measured
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def local_platform(latency: float = LATENCY) -> Iterator[tuple[str, str, int]]:
+    """A ``LocalPlatform`` with ``faults.latency = latency`` in a child process: (url, token, pid)."""
+    token = secrets.token_urlsafe(24)
+    env = {**os.environ, "BENCH_PLATFORM_TOKEN": token}
+    with subprocess.Popen([sys.executable, "-c", _CHILD, str(latency)], env=env, text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as child:
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            url = child.stdout.readline().strip()
+            if not url.startswith("http"):
+                raise RuntimeError(f"the local platform did not start (exit {child.poll()})")
+            yield url, token, child.pid
+        finally:
+            with contextlib.suppress(OSError):
+                child.stdin.close()  # type: ignore[union-attr]
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+def _check(n: int, ids: Any, records: Any, gone: Any) -> None:
+    if len(ids) != n or len(records) != n or len(gone) != n or not all(dict(gone).values()):
+        raise RuntimeError(f"expected {n} sessions, got {len(ids)} ids, {len(records)} records, "
+                           f"{sum(1 for v in dict(gone).values() if v)} destroyed")
+
+
+def _timed_sync(session: Any, n: int) -> Timings:
+    session.fetch()  # warm-up: client creation and the first connection are not measured
+    c0 = time.process_time()
     t0 = time.perf_counter()
     ids = session.create("bench", image=IMAGE, replicas=n)
     t1 = time.perf_counter()
     records = session.info(ids)
     t2 = time.perf_counter()
-    if len(ids) != n or len(records) != n:
-        raise RuntimeError(f"expected {n} sessions, got {len(ids)} ids and {len(records)} records")
-    return t1 - t0, t2 - t1, n
+    gone = session.destroy(ids)
+    t3 = time.perf_counter()
+    cpu = time.process_time() - c0
+    _check(n, ids, records, gone)
+    return {"create": t1 - t0, "info": t2 - t1, "destroy": t3 - t2, "cpu": cpu}
 
 
-def _timed_async(session: Any, n: int) -> tuple[float, float, int]:
-    async def main() -> tuple[float, float, int]:
-        await session.fetch()
-        t0 = time.perf_counter()
-        ids = await session.create("bench", image=IMAGE, replicas=n)
-        t1 = time.perf_counter()
-        records = await session.info(ids)
-        t2 = time.perf_counter()
-        if len(ids) != n or len(records) != n:
-            raise RuntimeError(f"expected {n} sessions, got {len(ids)} ids and {len(records)} records")
-        return t1 - t0, t2 - t1, n
+async def _atimed(session: Any, n: int) -> Timings:
+    await session.fetch()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    ids = await session.create("bench", image=IMAGE, replicas=n)
+    t1 = time.perf_counter()
+    records = await session.info(ids)
+    t2 = time.perf_counter()
+    gone = await session.destroy(ids)
+    t3 = time.perf_counter()
+    cpu = time.process_time() - c0
+    _check(n, ids, records, gone)
+    return {"create": t1 - t0, "info": t2 - t1, "destroy": t3 - t2, "cpu": cpu}
 
-    return asyncio.run(main())
+
+Measure = Callable[[int], Timings]
 
 
-def _subjects(latency: float) -> list[tuple[str, Callable[[int], tuple[float, float, int]]]]:
+def _local_subjects(url: str, token: str, pid: int) -> dict[str, Measure]:
+    """The four clients against the local platform at ``url`` (real HTTP), served by ``pid``.
+
+    Each measurement also gets ``server_cpu``: the platform process's CPU seconds meanwhile.
+    A client that cannot be imported (canfar missing) fails as its own subject.
+    """
+
+    def client(module: str, name: str) -> Measure:
+        def measure(n: int) -> Timings:
+            cls = getattr(importlib.import_module(module), name)
+            before = process_cpu(pid)
+            if name == "Session":
+                with cls(url=url, token=token, concurrency=CONCURRENCY) as session:
+                    timings = _timed_sync(session, n)
+            else:
+                async def main() -> Timings:
+                    async with cls(url=url, token=token, concurrency=CONCURRENCY) as session:
+                        return await _atimed(session, n)
+
+                timings = asyncio.run(main())
+            after = process_cpu(pid)
+            if before is not None and after is not None:
+                timings["server_cpu"] = after - before
+            return timings
+
+        return measure
+
+    return {OURS_SYNC: client("canfar_widgets.sessions", "Session"),
+            OURS_ASYNC: client("canfar_widgets.sessions", "AsyncSession"),
+            THEIRS_SYNC: client("canfar.sessions", "Session"),
+            THEIRS_ASYNC: client("canfar.sessions", "AsyncSession")}
+
+
+def _transport_subjects(latency: float) -> dict[str, Measure]:
+    """The four clients on the in-process latency transport (no HTTP)."""
     from canfar_widgets.sessions import AsyncSession, Session
 
-    def ours(cls: type, timed: Callable[[Any, int], tuple[float, float, int]]):
-        def measure(n: int) -> tuple[float, float, int]:
+    def ours(cls: type, timed: Callable[[Any, int], Timings]) -> Measure:
+        def measure(n: int) -> Timings:
             transport = AsyncLatencyTransport(_Platform(), latency, CONCURRENCY)
             session = cls(url=URL, token=TOKEN, concurrency=CONCURRENCY, transport=transport)
             try:
@@ -172,8 +301,8 @@ def _subjects(latency: float) -> list[tuple[str, Callable[[int], tuple[float, fl
 
         return measure
 
-    def official(kind: str):
-        def measure(n: int) -> tuple[float, float, int]:
+    def official(kind: str) -> Measure:
+        def measure(n: int) -> Timings:
             from canfar.sessions import AsyncSession as OfficialAsync
             from canfar.sessions import Session as OfficialSync
 
@@ -185,23 +314,111 @@ def _subjects(latency: float) -> list[tuple[str, Callable[[int], tuple[float, fl
                     finally:
                         session._close()
             with _official_client(OfficialAsync, async_transport) as session:
-                return _timed_async(session, n)
+                return asyncio.run(_atimed(session, n))
 
         return measure
 
-    return [
-        ("canfar_widgets.Session", ours(Session, _timed_sync)),
-        ("canfar_widgets.AsyncSession", ours(AsyncSession, _timed_async)),
-        ("canfar.Session (1.5.2)", official("sync")),
-        ("canfar.AsyncSession (1.5.2)", official("async")),
-    ]
+    return {
+        OURS_SYNC: ours(Session, _timed_sync),
+        OURS_ASYNC: ours(AsyncSession, lambda s, n: asyncio.run(_atimed(s, n))),
+        THEIRS_SYNC: official("sync"),
+        THEIRS_ASYNC: official("async"),
+    }
+
+
+def _measure_all(subjects: dict[str, Measure], n: int, repeats: int) -> dict[str, Any]:
+    """subject -> {"phases": {phase: median s}, "total", "cpu": median s, "runs": k} or an error.
+
+    The official sync client takes N x 3 x latency per run (15 s at N=100), so it gets at
+    most 3 of the ``repeats``; the others get all of them.
+    """
+    samples: dict[str, list[Timings]] = {name: [] for name in subjects}
+    errors: dict[str, str] = {}
+    for round_ in range(repeats):
+        for name, measure in subjects.items():
+            if name in errors or (name == THEIRS_SYNC and round_ >= 3):
+                continue
+            try:
+                samples[name].append(measure(n))
+            except Exception as err:  # a subject that cannot run is reported, not fatal
+                errors[name] = f"{type(err).__name__}: {err}"[:200]
+    out: dict[str, Any] = {}
+    for name in subjects:
+        runs = samples[name]
+        if name in errors or not runs:
+            out[name] = errors.get(name, "no runs")
+            continue
+        out[name] = {
+            "phases": {p: statistics.median(r[p] for r in runs) for p in PHASES},
+            "total": statistics.median(totals := [sum(r[p] for p in PHASES) for r in runs]),
+            "spread": (max(totals) - min(totals)) / statistics.median(totals),
+            "cpu": statistics.median(r["cpu"] for r in runs),
+            "server_cpu": (statistics.median(r["server_cpu"] for r in runs)
+                           if all("server_cpu" in r for r in runs) else None),
+            "runs": len(runs),
+        }
+    return out
+
+
+# -- rows --------------------------------------------------------------------------------------------
+
+
+def _rows(label: str, n: int, latency: float, results: dict[str, Any]) -> list[dict[str, Any]]:
+    bench = f"fanout N={n} {label}"
+    ideal_phase = math.ceil(n / CONCURRENCY) * latency
+    ideal = {"phases": dict.fromkeys(PHASES, ideal_phase), "total": ideal_phase * len(PHASES)}
+    rows = [_row(bench, "ideal", ideal["total"], "s", "",
+                 f"ceil({n}/{CONCURRENCY}) x {latency * 1000:.0f} ms = {ideal_phase:.2f} s per phase")]
+    for name in SUBJECTS:
+        result = results.get(name)
+        if isinstance(result, dict):
+            phases = " / ".join(f"{p} {result['phases'][p]:.3g}" for p in PHASES)
+            per_request = len(PHASES) * n
+            cpu = f"client CPU {result['cpu'] / per_request * 1000:.2g} ms/request"
+            if result["server_cpu"] is not None:
+                cpu += f", server {result['server_cpu'] / per_request * 1000:.2g}"
+            rows.append(_row(bench, name, result["total"], "s", "",
+                             f"{phases} s; {cpu}; median of {result['runs']} "
+                             f"({result['spread']:.0%} spread)"))
+        else:
+            rows.append(_row(bench, name, "n/a", "s", "", f"failed: {result}"))
+
+    def ratio(subject: str, top: str, bottom: str, op: str = "", limit: float = 0.0) -> None:
+        a = ideal if top == "ideal" else results.get(top)
+        b = ideal if bottom == "ideal" else results.get(bottom)
+        target = f"{op} {limit:g}" if op else ""
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            rows.append(_row(bench, subject, "n/a", "x", target, "a subject failed: no ratio"))
+            return
+        value = a["total"] / b["total"]
+        per = {p: a["phases"][p] / b["phases"][p] for p in PHASES}
+        note = "per phase: " + ", ".join(f"{p} {v:.3g}" for p, v in per.items())
+        if op:
+            worst = min(per.values()) if op == ">=" else max(per.values())
+            if _verdict(worst, op, limit) != "met":
+                note += f" (worst phase {_verdict(worst, op, limit)})"
+            spread = max(a.get("spread", 0.0), b.get("spread", 0.0))
+            if _verdict(value, op, limit) != "met" and abs(value / limit - 1) <= spread:
+                note += f"; within the run-to-run spread ({spread:.0%})"
+            note = f"{_verdict(value, op, limit)}; {note}"
+        rows.append(_row(bench, subject, value, "x", target, note))
+
+    ratio("speed-up: canfar.Session time / canfar_widgets.Session time",
+          THEIRS_SYNC, OURS_SYNC, ">=", 10)
+    ratio("canfar_widgets.AsyncSession time / canfar.AsyncSession time",
+          OURS_ASYNC, THEIRS_ASYNC, "<=", 1.0)
+    ratio("canfar_widgets.Session time / ideal", OURS_SYNC, "ideal", "<=", 1.3)
+    ratio("canfar_widgets.AsyncSession time / ideal", OURS_ASYNC, "ideal", "<=", 1.3)
+    ratio("canfar.AsyncSession time / ideal (context, no target)", THEIRS_ASYNC, "ideal")
+    return rows
 
 
 def run(fast: bool = False) -> list[dict[str, Any]]:
-    """Measure every subject; one row per (phase, subject), plus the ideal.
+    """Both servers, every subject; rows ``{benchmark, subject, value, unit, target, note}``.
 
-    Rows: ``{benchmark, subject, value, unit, target, note}``; ``value`` is seconds and
-    ``target`` the ideal ``ceil(N / concurrency) x latency`` of that phase.
+    Per server: the ideal and one row per client (``value``: median seconds for create +
+    info + destroy of N sessions, per-phase medians in the note), then the ratio rows that
+    carry the targets (``unit`` ``x``).
 
     Example:
         >>> rows = run(fast=True)
@@ -209,42 +426,33 @@ def run(fast: bool = False) -> list[dict[str, Any]]:
         True
     """
     n = 20 if fast else 100
-    latency = LATENCY
-    ideal = math.ceil(n / CONCURRENCY) * latency
+    repeats = 1 if fast else 5
     rows: list[dict[str, Any]] = []
-    for phase in ("create", "info"):
-        rows.append(_row(phase, n, "ideal", ideal, ideal,
-                         f"ceil({n}/{CONCURRENCY}) x {latency * 1000:.0f} ms"))
-    for subject, measure in _subjects(latency):
-        try:
-            created, read, _ = measure(n)
-        except Exception as err:  # a subject that cannot run is reported, not fatal
-            for phase in ("create", "info"):
-                rows.append(_row(phase, n, subject, float("nan"), ideal, f"failed: {type(err).__name__}: {err}"))
-            continue
-        for phase, value in (("create", created), ("info", read)):
-            rows.append(_row(phase, n, subject, value, ideal, f"{value / ideal:.1f}x ideal"))
+    with local_platform(LATENCY) as (url, token, pid):
+        results = _measure_all(_local_subjects(url, token, pid), n, repeats)
+    rows += _rows(f"via local platform (HTTP, +{LATENCY * 1000:.0f} ms/request)", n, LATENCY, results)
+    rows.append(_environment_row())
+    results = _measure_all(_transport_subjects(LATENCY), n, repeats)
+    rows += _rows(f"via in-process transport (no HTTP, {LATENCY * 1000:.0f} ms/request)",
+                  n, LATENCY, results)
     return rows
 
 
-def _row(phase: str, n: int, subject: str, value: float, target: float, note: str) -> dict[str, Any]:
-    return {
-        "benchmark": f"fanout-{phase} N={n} latency={LATENCY * 1000:.0f}ms concurrency={CONCURRENCY}",
-        "subject": subject,
-        "value": round(value, 4),
-        "unit": "s",
-        "target": round(target, 4),
-        "note": note,
-    }
+def _environment_row() -> dict[str, Any]:
+    """Whether ``sniffio`` is importable: without it httpcore 1.0 retries the failed import
+    on every lock it sets up (several per request), a cost our httpx client pays and the
+    official client's httpx2 does not (docs/performance.md)."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
 
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    columns = ["benchmark", "subject", "value", "unit", "target", "note"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns),
-             "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
+    try:
+        httpcore = version("httpcore")
+    except PackageNotFoundError:
+        httpcore = "not installed"
+    present = find_spec("sniffio") is not None
+    return _row("fanout environment", "sniffio importable", "yes" if present else "no", "", "",
+                f"httpcore {httpcore}; when absent, httpcore re-runs a failing `import sniffio` "
+                "per lock set up (several per request)")
 
 
 if __name__ == "__main__":

@@ -26,16 +26,13 @@ import httpx
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
+from bench._common import row as _row
+from bench._common import table as _table
+from bench._common import verdict
 from canfar_widgets.local import LocalPlatform
 
 TERMINAL = "images.canfar.net/skaha/terminal:1.1.2"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def _row(benchmark: str, subject: str, value: Any, unit: str, target: str,
-         note: str) -> dict[str, Any]:
-    return {"benchmark": benchmark, "subject": subject, "value": value, "unit": unit,
-            "target": target, "note": note}
 
 
 def bench_list(platform: LocalPlatform, sessions: int, repeats: int) -> list[dict[str, Any]]:
@@ -58,7 +55,7 @@ def bench_list(platform: LocalPlatform, sessions: int, repeats: int) -> list[dic
     name = f"local list sessions={sessions}"
     return [
         _row(name, "median", round(median, 2), "ms", "<= 20",
-             f"{'met' if median <= 20 else 'missed'}; {repeats} requests, {size / 1e6:.2f} MB"),
+             f"{verdict(median, '<=', 20)}; {repeats} requests, {size / 1e6:.2f} MB"),
         _row(name, "p95", round(p95, 2), "ms", "", f"{repeats} requests"),
     ]
 
@@ -96,9 +93,9 @@ def bench_burst(platform: LocalPlatform, n: int) -> list[dict[str, Any]]:
     lost = n - listed
     return [
         _row(name, "ids returned", len(ids), "sessions", f"== {n}",
-             "met" if len(ids) == n else "missed"),
+             verdict(len(ids), "==", n)),
         _row(name, "lost (returned but not listed)", lost, "sessions", "== 0",
-             "met" if lost == 0 else "missed"),
+             verdict(lost, "==", 0)),
         _row(name, "all POSTs answered", round(created, 3), "s", "", "wall time"),
         _row(name, "all Completed", round(done, 3), "s", "", "wall time, processes included"),
     ]
@@ -118,15 +115,6 @@ def run(fast: bool = False) -> list[dict[str, Any]]:
     with LocalPlatform(metrics_interval=0, headless_start_delay=0.0) as platform:
         rows += bench_burst(platform, 50 if fast else 200)
     return rows
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    columns = ["benchmark", "subject", "value", "unit", "target", "note"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns),
-             "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
