@@ -18,15 +18,9 @@ REGISTRY_SECRET = "SENTINEL-REGISTRY-SECRET-c41e"
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
+def isolated(clean_home):
     """No user config or CANFAR_* environment leaks into a test."""
-    import os
-
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    return tmp_path
+    return clean_home
 
 
 @pytest.fixture

@@ -24,17 +24,9 @@ TOKEN = "tok-3f9a-very-secret"
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(clean_home: Path) -> Path:
     """A fresh HOME and no CANFAR_/SKAHA_ variables for every test."""
-    import os
-
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
+    return clean_home
 
 
 def make_certificate(path: Path) -> Path:

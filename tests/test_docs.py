@@ -8,20 +8,27 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["index.md", "quickstart.md", "widgets.md", "client-api.md"]
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 # The methods docs/client-api.md says have the same signature as canfar 1.5.2.
 SAME_SIGNATURE = ["fetch", "stats", "info", "logs", "events", "create", "destroy",
                   "destroy_with", "renew", "connect"]
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, "../README.md"])
 def test_local_links_and_images_exist(page):
-    text = (DOCS / page).read_text()
+    path = DOCS / page
+    text = path.read_text()
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
         if "://" in target:
             continue
-        assert (DOCS / target).exists(), f"{page} links to missing {target}"
+        assert (path.parent / target).exists(), f"{page} links to missing {target}"
+
+
+def test_every_page_is_linked_from_the_index():
+    index = (DOCS / "index.md").read_text()
+    assert [p for p in PAGES if p != "index.md" and f"]({p})" not in index] == []
 
 
 @pytest.mark.parametrize("cls_name", ["Session", "AsyncSession"])

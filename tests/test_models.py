@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,14 +39,8 @@ from canfar_widgets.models import (
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
+def home(clean_home: Path) -> Path:
+    return clean_home
 
 
 # ======================================================================================

@@ -35,11 +35,8 @@ FORCED = 3
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")) and key != "CANFAR_WIDGETS_SOAK_SECONDS":
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
+def isolated(clean_home):
+    return clean_home
 
 
 class CountingFaults(Faults):

@@ -38,11 +38,8 @@ ROUNDS = 40  # x 5 widget kinds = 200 widgets
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
+def isolated(clean_home):
+    return clean_home
 
 
 def _pooled(thread: threading.Thread) -> bool:

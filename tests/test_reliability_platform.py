@@ -31,11 +31,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
+def isolated(clean_home):
+    return clean_home
 
 
 def script(folder: Path, name: str, body: str) -> Path:

@@ -16,14 +16,8 @@ from canfar_widgets.widgets.table import SessionTable, row_of
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    import os
-
-    for key in list(os.environ):
-        if key.upper().startswith(("CANFAR_", "SKAHA_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(Backend, "_default", None)
+def isolated(clean_home, monkeypatch):
+    monkeypatch.setattr(Backend, "_default", None)  # no shared default Session across tests
 
 
 @pytest.fixture

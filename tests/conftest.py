@@ -1,0 +1,24 @@
+"""Fixtures shared across the suite (test files opt in; nothing here is autouse)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def clean_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A fresh HOME and no CANFAR_*/SKAHA_* variables: no user config leaks into a test.
+
+    The suite's own knobs (``CANFAR_WIDGETS_*``, e.g. the soak length) are kept.
+    """
+    for key in list(os.environ):
+        upper = key.upper()
+        if upper.startswith(("CANFAR_", "SKAHA_")) and not upper.startswith("CANFAR_WIDGETS_"):
+            monkeypatch.delenv(key)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
