@@ -243,7 +243,7 @@ def bench_table(browser: Any, n: int, samples: int) -> list[dict[str, Any]]:
         _row(f"browser SessionTable rows={n}", "first render (render() to first rows painted)",
              round(median, 1), "ms", f"<= {TABLE_TARGET_MS:g}",
              f"{verdict(median, '<=', TABLE_TARGET_MS)}; median of {samples} pages "
-             f"(min {min(times):.0f}, max {max(times):.0f}); the first 150 rows paint at once; module "
+             f"(min {min(times):.0f}, max {max(times):.0f}); the first 60 rows paint at once; module "
              f"import {statistics.median(imports):.0f} ms, not counted"),
         _row(f"browser SessionTable rows={n}", "every row in the DOM (render() to last chunk painted)",
              round(statistics.median(complete), 1), "ms", "",

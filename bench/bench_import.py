@@ -26,6 +26,16 @@ SUBJECTS = {
     "canfar_widgets": "import canfar_widgets",
     "canfar_widgets + widgets": "import canfar_widgets.widgets.table",
     "canfar.sessions (official)": "import canfar.sessions",
+    # Import plus building a client with runtime credentials (no request is made): our
+    # config layer and pydantic load on first construction, so this is the honest total.
+    "canfar_widgets.sessions + Session()": (
+        "from canfar_widgets.sessions import Session; "
+        "Session(url='https://example.test/skaha/v1', token='t')"
+    ),
+    "canfar.sessions + Session() (official)": (
+        "from canfar.sessions import Session; "
+        "Session(url='https://example.test/skaha/v1', token='t')"
+    ),
 }
 
 
@@ -66,6 +76,11 @@ def run(fast: bool = False) -> list[dict]:
         costs[subject] = statistics.median(samples[subject]) - base
         rows.append(row("cold import", subject, costs[subject] * 1000, "ms over bare python", "", note))
     theirs = costs.get("canfar.sessions (official)")
+    built = costs.get("canfar.sessions + Session() (official)")
+    ours_built = costs.get("canfar_widgets.sessions + Session()")
+    if built and ours_built is not None:
+        rows.append(row("cold import", "import + Session(): ours / official", ours_built / built, "x", "",
+                        "context: what a script pays before its first request"))
     for subject, target in (("canfar_widgets.sessions", 0.5), ("canfar_widgets", None)):
         ours = costs.get(subject)
         name = f"{subject} / canfar.sessions"

@@ -43,18 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from canfar_widgets.config import resolve_settings
 from canfar_widgets.errors import APIError
-from canfar_widgets.models import (
-    Context,
-    CreateRequest,
-    Image,
-    server_kind,
-    server_status,
-)
 from canfar_widgets.runner import get_runner
 from canfar_widgets.wire import Wire, create_form
 
+# canfar_widgets.config and .models (and with them pydantic, ssl contexts, PyYAML) load on
+# first use, not at import: they are ~40% of this module's import time, and a process that
+# only imports it (a CLI's --help, a batch job's setup) need not pay for them.
 if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
     from typing import Concatenate, ParamSpec
@@ -62,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Self
 
     from canfar_widgets.config import ClientSettings
-    from canfar_widgets.models import ContainerRegistry, Kind, Status
+    from canfar_widgets.models import ContainerRegistry, Context, CreateRequest, Image, Kind, Status
 
     P = ParamSpec("P")
 
@@ -112,6 +107,8 @@ class _Client:
         transport: httpx.AsyncBaseTransport | httpx.BaseTransport | None = None,
         **unknown: Any,
     ) -> None:
+        from canfar_widgets.config import resolve_settings
+
         settings = resolve_settings(
             url=url,
             token=token,
@@ -543,8 +540,11 @@ class AsyncSession(_Client):
             >>> [image.id for image in images]
             ['images.canfar.net/skaha/astroml:latest', ...]
         """
+        from canfar_widgets.models import Image, server_kind
+
         params = {"type": server_kind(kind)} if kind is not None else None
         response = await self._wire.get("image", params=params)
+
         return [Image.model_validate(item) for item in response.json()]
 
     async def context(self) -> Context:
@@ -556,6 +556,8 @@ class AsyncSession(_Client):
             [1, 2, 4, 8, 16]
         """
         response = await self._wire.get("context")
+        from canfar_widgets.models import Context
+
         return Context.model_validate(response.json())
 
     async def repositories(self) -> list[str]:
@@ -686,6 +688,8 @@ def _session_path(key: str) -> str:
 
 
 def _fetch_params(kind: str | None, status: str | None) -> dict[str, str]:
+    from canfar_widgets.models import server_kind, server_status
+
     params: dict[str, str] = {}
     if kind is not None:
         params["type"] = server_kind(kind)
@@ -715,6 +719,8 @@ def _create_request(
     env: dict[str, Any] | None,
     replicas: int,
 ) -> CreateRequest:
+    from canfar_widgets.models import CreateRequest
+
     if isinstance(name, CreateRequest):
         return name
     if image is None:

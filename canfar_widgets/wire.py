@@ -37,7 +37,7 @@ import random
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
@@ -239,7 +239,9 @@ class Wire:
         if self._transport is not None:
             kwargs["transport"] = self._transport
         else:
-            kwargs["verify"] = tls if settings.verify is True else settings.verify
+            verify = tls if settings.verify is True else settings.verify
+            kwargs["verify"] = verify
+            kwargs["transport"] = ShardedTransport(concurrency, verify=verify)
         client = httpx.AsyncClient(**kwargs)
         self._client, self._slots, self._loop = client, asyncio.Semaphore(concurrency), loop
         # Closed on the runner if this Wire is dropped unclosed; at exit the runner's
@@ -423,6 +425,67 @@ class _AfterAuth(httpx.Auth):
 
     def __repr__(self) -> str:  # never the header values
         return f"_AfterAuth({self.inner!r}, headers={sorted(self.headers)})"
+
+
+# Connections per pool. httpcore 1.0's pool re-checks every queued request against every
+# connection whenever a request starts or ends (O(requests x connections) per event), which
+# costs ~3.3 ms of CPU per request at 32 connections against ~1 ms for canfar's httpcore2;
+# pools of 8 keep each scan short. Measured in bench/bench_fanout.py, docs/performance.md.
+POOL_SIZE = 8
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Several small httpx connection pools behind one transport.
+
+    Each request goes to the least busy pool, counted until its response body is closed,
+    so ``connections`` requests in flight spread evenly and no pool holds more than
+    ``POOL_SIZE`` of them.
+
+    Example:
+        >>> client = httpx.AsyncClient(transport=ShardedTransport(32))
+    """
+
+    def __init__(self, connections: int, *, verify: ssl.SSLContext | bool = True) -> None:
+        count = max(1, -(-int(connections) // POOL_SIZE))  # ceil
+        size = max(1, -(-int(connections) // count))
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self._pools = [httpx.AsyncHTTPTransport(verify=verify, limits=limits) for _ in range(count)]
+        self._busy = [0] * count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = self._busy.index(min(self._busy))
+        self._busy[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            self._busy[index] -= 1
+            raise
+        response.stream = _ReleasingStream(response.stream, self._busy, index)
+        return response
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that marks its pool less busy once closed (exactly once)."""
+
+    def __init__(self, inner: Any, busy: list[int], index: int) -> None:
+        self._inner, self._busy, self._index = inner, busy, index
+        self._released = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if not self._released:
+                self._released = True
+                self._busy[self._index] -= 1
 
 
 class _BorrowedTransport(httpx.AsyncBaseTransport):

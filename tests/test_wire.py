@@ -19,7 +19,7 @@ from canfar_widgets.errors import BadRequest, NotFound, ServerError, ServiceUnav
 from canfar_widgets.models import ContainerRegistry, CreateRequest
 from canfar_widgets.runner import get_runner
 from canfar_widgets.sessions import Session
-from canfar_widgets.wire import DEFAULT_RETRY, Retry, Wire, create_form
+from canfar_widgets.wire import DEFAULT_RETRY, Retry, ShardedTransport, Wire, create_form
 
 REGISTRY_HEADER = base64.b64encode(f"{REGISTRY_USER}:{REGISTRY_SECRET}".encode()).decode()
 
@@ -61,15 +61,62 @@ def test_client_is_created_lazily_on_the_runner_loop(wire, respx_mock):
     assert wire._client is not None
 
 
-def test_pool_is_limited_to_concurrency(respx_mock):
+@pytest.mark.parametrize(("concurrency", "pools"), [(7, [7]), (32, [8, 8, 8, 8]), (20, [7, 7, 7])])
+def test_connections_are_limited_to_concurrency_in_small_pools(respx_mock, concurrency, pools):
     respx_mock.get(BASE + "session").respond(json=[])
-    w = make_wire(concurrency=7)
+    w = make_wire(concurrency=concurrency)
     try:
         run(w.get("session"))
-        pool = w._client._transport._pool
-        assert pool._max_connections == 7
+        transport = w._client._transport
+        assert isinstance(transport, ShardedTransport)
+        assert [p._pool._max_connections for p in transport._pools] == pools
+        assert transport._busy == [0] * len(pools)  # released once the body was read
     finally:
         w.close()
+
+
+def test_sharded_transport_spreads_requests_and_releases_them():
+    """Against a real loopback server: 24 requests in flight spread 8/8/8 over 3 pools."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    gate = threading.Event()
+    in_flight_peak: list[list[int]] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self):
+            gate.wait(5)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def main():
+        transport = ShardedTransport(24)
+        async with httpx.AsyncClient(transport=transport) as client:
+            tasks = [asyncio.create_task(client.get(url)) for _ in range(24)]
+            while sum(transport._busy) < 24:
+                await asyncio.sleep(0.01)
+            in_flight_peak.append(list(transport._busy))
+            gate.set()
+            answers = await asyncio.gather(*tasks)
+            assert all(a.text == "ok" for a in answers)
+            assert transport._busy == [0, 0, 0]
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 20))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert in_flight_peak == [[8, 8, 8]]
 
 
 def test_close_then_reopen(wire, respx_mock):
