@@ -51,6 +51,30 @@ def test_run_and_arun_inside_asyncio_run(runner):
     assert caller != "test-runner"
 
 
+def test_session_works_inside_a_uvloop_loop(runner):
+    """A user's uvloop (uvicorn, FastAPI, solara): run(), arun() and AsyncSession all work."""
+    uvloop = pytest.importorskip("uvloop")
+    from canfar_widgets.sessions import AsyncSession, Session
+
+    with StubSkaha() as api:
+        async def main():
+            loop_type = type(asyncio.get_running_loop()).__module__
+            blocking = runner.run(_thread_name())
+            awaited = await runner.arun(_thread_name())
+            async with AsyncSession(url=api.url, token="t") as session:
+                listed = await session.fetch()
+            with Session(url=api.url, token="t") as sync_session:  # blocks this loop briefly
+                listed_sync = sync_session.fetch()
+            with pytest.raises(RuntimeError, match=r"uvloop|stock asyncio"):
+                allow_nested_asyncio()  # refuses to patch a uvloop loop
+            return loop_type, blocking, awaited, listed, listed_sync
+
+        loop_type, blocking, awaited, listed, listed_sync = uvloop.run(main())
+    assert loop_type.startswith("uvloop")
+    assert blocking == awaited == "test-runner"
+    assert listed == listed_sync and listed
+
+
 def test_run_from_runner_thread_refuses(runner):
     async def inner():
         return 1
