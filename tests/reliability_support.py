@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from support import group_alive, group_members, wait_until  # noqa: F401  (re-exported)
 
 from canfar_widgets.local import LocalPlatform
 from canfar_widgets.runner import get_runner
@@ -44,15 +45,6 @@ def running_platform(**kwargs: Any) -> Iterator[LocalPlatform]:
         platform.faults.reset()
         platform.stop()
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, step: float = 0.02) -> Any:
-    """Poll ``predicate`` until truthy; returns its last value (falsy on timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
 
 
 def send(widget: Any, **content: Any) -> None:
@@ -122,35 +114,6 @@ class RunnerWatch:
         return found
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a non-zombie process of process group ``pgid`` exists."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
-
-
-def group_members(pgid: int) -> list[int]:
-    """Pids of the live (non-zombie) processes of group ``pgid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def descendants(pid: int) -> list[int]:

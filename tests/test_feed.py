@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from support import wait_until
 
 from canfar_widgets.errors import Forbidden, ServerError, Unauthorized
 from canfar_widgets.runner import get_runner
@@ -45,14 +46,6 @@ class Seen:
         self.items.append((value, error))
         self.event.set()
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_subscribe_polls_once_on_runner_then_pauses_while_hidden():

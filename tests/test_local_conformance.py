@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import support
 
 from canfar_widgets.local import LocalPlatform
 
@@ -36,14 +37,7 @@ def platform() -> Iterator[LocalPlatform]:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.03)
+    return support.wait_for(predicate, timeout, step=0.03)
 
 
 async def await_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:

@@ -10,11 +10,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from support import wait_for
 
 from canfar_widgets.local import LocalPlatform
 from canfar_widgets.local.formats import gson_pretty
@@ -60,16 +61,6 @@ def client(platform: LocalPlatform) -> Iterator[httpx.Client]:
                       headers={"Authorization": f"Bearer {platform.token}"}) as c:
         yield c
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def create(client: httpx.Client, **params: Any) -> httpx.Response:

@@ -6,13 +6,14 @@ import os
 import re
 import signal
 import stat
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import support
+from support import group_alive
 
 from canfar_widgets.local import LocalPlatform
 
@@ -56,31 +57,11 @@ class Api:
         return self.status(sid)
 
 
+
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a non-zombie process of group ``pgid`` exists (orphans may await reaping)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            data = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
-
+    return support.wait_for(predicate, timeout)
 
 @pytest.fixture
 def platform() -> Iterator[LocalPlatform]:

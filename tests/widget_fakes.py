@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+from support import wait_until  # noqa: F401  (re-exported)
 
 from canfar_widgets.sessions import AsyncSession
 
@@ -154,15 +155,6 @@ class FakeSkaha:
             return httpx.Response(200, json=record)
         return httpx.Response(404, text="<html>not found</html>")
 
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it is truthy (traits are set from the runner thread)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def send(widget: Any, **content: Any) -> None:
