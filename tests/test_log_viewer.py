@@ -228,3 +228,11 @@ def test_strip_ansi():
 def test_needs_an_id(sky):
     with pytest.raises(ValueError):
         LogViewer([], sky.session())
+
+
+def test_strip_ansi_leaves_no_escape_even_when_removal_joins_a_new_one():
+    from canfar_widgets.widgets.logs import strip_ansi
+
+    # Found by hypothesis: removing "\x1b@" from "\x1b[\x1b@m" used to leave "\x1b[m".
+    assert strip_ansi("\x1b[\x1b@m") == "[m"
+    assert strip_ansi("\x1b[31mred\x1b[0m plain") == "red plain"

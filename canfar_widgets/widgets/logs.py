@@ -56,7 +56,9 @@ def strip_ansi(text: str) -> str:
         >>> strip_ansi("\\x1b[31mred\\x1b[0m plain")
         'red plain'
     """
-    return _ANSI.sub("", text)
+    # Sequences first, then stray ESC characters: removing one sequence can join its
+    # neighbours into a new one ("\x1b[\x1b@m" -> "\x1b[m"), and a lone ESC shows nothing useful anyway.
+    return _ANSI.sub("", text).replace("\x1b", "")
 
 
 def _normalise_ids(ids: str | Iterable[str]) -> list[str]:
