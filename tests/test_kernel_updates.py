@@ -1,0 +1,81 @@
+"""In a real kernel, widget updates keep arriving while another cell blocks.
+
+A cell running ``watch(ids).wait()`` holds the kernel's main thread, so the kernel handles
+no incoming messages meanwhile; the widget's updates must still flow out, because they are
+sent from the runner thread. This test reads the kernel's IOPub channel directly and counts
+the widget's state updates that arrive before the blocking cell finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from canfar_widgets.local import LocalPlatform
+
+pytestmark = pytest.mark.notebook
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+
+def _execute(client: Any, code: str, timeout: float = 60) -> tuple[str, list[dict[str, Any]]]:
+    """Run ``code``; return its msg_id and every IOPub message up to the kernel going idle."""
+    msg_id = client.execute(textwrap.dedent(code))
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        seen.append(msg)
+        if msg["msg_type"] == "error" and msg["parent_header"].get("msg_id") == msg_id:
+            raise AssertionError("cell failed: " + "\n".join(msg["content"]["traceback"]))
+        if (
+            msg["msg_type"] == "status"
+            and msg["parent_header"].get("msg_id") == msg_id
+            and msg["content"]["execution_state"] == "idle"
+        ):
+            return msg_id, seen
+
+
+def test_watch_updates_flow_while_a_cell_blocks_in_wait(clean_home):
+    with LocalPlatform(start_delay=0.1, headless_start_delay=0.0) as platform:
+        env = {**os.environ, "CANFAR_URL": platform.url, "CANFAR_TOKEN": platform.token}
+        manager = jupyter_client.KernelManager(kernel_name="python3")
+        manager.start_kernel(env=env)
+        client = manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            _execute(client, """
+                from canfar_widgets import Session, watch
+                session = Session()
+                ids = session.create(name="slow", image="images.canfar.net/skaha/terminal:1.1.2",
+                                     cmd="sleep", args="3", replicas=2)
+                batch = watch(ids, session=session)
+                display(batch)
+            """)
+            started = time.monotonic()
+            _, during = _execute(client, """
+                records = batch.wait(timeout=60)
+                print("finished", sorted(r.state for r in records))
+            """)
+            took = time.monotonic() - started
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+
+    updates = [
+        m["content"]["data"]["state"]
+        for m in during
+        if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
+    ]
+    printed = "".join(m["content"].get("text", "") for m in during if m["msg_type"] == "stream")
+    assert "finished ['Completed', 'Completed']" in printed
+    assert took >= 2.5  # the cell really blocked while the jobs ran (sleep 3)
+    # Progress went out while the cell blocked: several updates, the last one all done.
+    counted = [u for u in updates if "counts" in u]
+    assert len(counted) >= 2, updates
+    assert counted[-1]["counts"].get("Completed") == 2, counted[-1]
