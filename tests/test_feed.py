@@ -209,3 +209,22 @@ def test_closing_after_runner_shutdown_is_quiet():
     runner.shutdown()
     sub.set_visible(True)  # no exception although the loop is gone
     sub.close()
+
+
+def test_a_subscriber_waiting_for_change_keeps_the_shared_poller_fast():
+    """A batch waiting on Running jobs must not ride a table's slow interval."""
+
+    async def poll() -> list[str]:
+        return ["Running"]
+
+    poller = Poller(poll, fast=0.05, slow=30.0, is_busy=lambda states: "Pending" in states)
+    table = poller.subscribe(lambda value, error: None)
+    try:
+        assert poller.refresh_now().result(5) == ["Running"]
+        assert poller.interval() == 30.0  # stable for the table: slow
+        batch = poller.subscribe(lambda value, error: None, is_busy=lambda states: "Running" in states)
+        assert poller.interval() == 0.05  # the batch still waits: fast for everyone
+        batch.close()
+        assert poller.interval() == 30.0  # and slow again once it stops watching
+    finally:
+        table.close()

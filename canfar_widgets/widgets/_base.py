@@ -98,13 +98,15 @@ class CanfarWidget(anywidget.AnyWidget):
         self,
         poller: Poller[Any],
         callback: Callable[[Any, BaseException | None], None],
+        is_busy: Callable[[Any], bool] | None = None,
     ) -> Subscription:
         """Subscribe to ``poller`` for this widget's lifetime.
 
         The subscription is visible while any view of this widget reports itself visible,
         and is closed by :meth:`close`. ``callback(value, error)`` runs on the runner thread.
+        ``is_busy(value)`` keeps the shared poller fast while this widget waits for change.
         """
-        sub = poller.subscribe(callback)
+        sub = poller.subscribe(callback, is_busy)
         sub.set_visible(bool(self._visible_views))
         self._subscriptions.append(sub)
         return sub

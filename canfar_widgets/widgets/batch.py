@@ -103,7 +103,9 @@ class BatchWatch(CanfarWidget):
         self._lock = threading.Lock()
         self._done: concurrent.futures.Future[list[SessionRecord]] = concurrent.futures.Future()
         self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._sub: Subscription | None = self._track(self._backend.feed, self._on_feed)
+        self._sub: Subscription | None = self._track(
+            self._backend.feed, self._on_feed, is_busy=self._waiting_on
+        )
 
     # -- public --------------------------------------------------------------------------------------
 
@@ -164,6 +166,15 @@ class BatchWatch(CanfarWidget):
             self._untrack(sub)
 
     # -- feed ---------------------------------------------------------------------------------------------
+
+    def _waiting_on(self, records: list[SessionRecord]) -> bool:
+        """Whether any of this batch's sessions is listed and not finished (keeps polls fast).
+
+        A Running job is what a batch waits for, so the shared feed must not drop to its
+        slow interval while one runs, as it would for a table of stable sessions.
+        """
+        mine = set(self.ids)
+        return any(r.id in mine and getattr(r, "state", None) not in DONE_STATES for r in records)
 
     def _on_feed(self, records: list[SessionRecord] | None, error: BaseException | None) -> None:
         """SessionFeed callback (runner thread): every session of the user."""

@@ -68,9 +68,17 @@ def is_auth_error(exc: BaseException | None) -> bool:
 class Subscription:
     """One consumer of a :class:`Poller` (usually one widget). Not visible until told."""
 
-    def __init__(self, poller: Poller[Any], callback: Callable[[Any, BaseException | None], None]):
+    def __init__(
+        self,
+        poller: Poller[Any],
+        callback: Callable[[Any, BaseException | None], None],
+        is_busy: Callable[[Any], bool] | None = None,
+    ):
         self._poller = poller
         self.callback = callback
+        # What this consumer waits for (say, a batch's sessions to finish): while it is
+        # true of the last value, the shared poller uses its fast interval for everyone.
+        self.is_busy = is_busy
         self.visible = False
         self.closed = False
 
@@ -144,12 +152,18 @@ class Poller(Generic[T]):
 
     # -- public --------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[T | None, BaseException | None], None]) -> Subscription:
+    def subscribe(
+        self,
+        callback: Callable[[T | None, BaseException | None], None],
+        is_busy: Callable[[T], bool] | None = None,
+    ) -> Subscription:
         """Add a consumer; polls at once (and hands it the current value, if any, first).
 
         The subscription starts hidden: call ``set_visible(True)`` when a view shows it.
+        ``is_busy(value)``, if given, keeps polling fast while it is true (a batch waiting
+        for its Running jobs), on top of the poller's own ``is_busy``.
         """
-        sub = Subscription(self, callback)
+        sub = Subscription(self, callback, is_busy)
         with self._lock:
             self._subs.append(sub)
             self._want_now = True
@@ -237,11 +251,14 @@ class Poller(Generic[T]):
     def _busy(self, value: T | None) -> bool:
         if value is None:
             return False
-        try:
-            return bool(self._is_busy(value))
-        except Exception:
-            log.debug("%s: is_busy failed", self.name, exc_info=True)
-            return False
+        checks = [self._is_busy, *(s.is_busy for s in list(self._subs) if s.is_busy and not s.closed)]
+        for check in checks:
+            try:
+                if check(value):
+                    return True
+            except Exception:
+                log.debug("%s: is_busy failed", self.name, exc_info=True)
+        return False
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
