@@ -365,16 +365,16 @@ class Backend:
 
     async def destroy(self, ids: str | Iterable[str]) -> dict[str, bool]:
         """Delete sessions; ``{id: deleted?}``."""
-        try:
-            raw = await self._call("destroy", _ids(ids))
-        finally:
-            self._platform_changed()
-        return {str(k): bool(v) for k, v in (raw or {}).items()}
+        return await self._act("destroy", ids)
 
     async def renew(self, ids: str | Iterable[str]) -> dict[str, bool]:
         """Reset sessions' expiry; ``{id: renewed?}``."""
+        return await self._act("renew", ids)
+
+    async def _act(self, verb: str, ids: str | Iterable[str]) -> dict[str, bool]:
+        """``session.<verb>(ids)`` -> ``{id: done?}``, then tell the widgets watching."""
         try:
-            raw = await self._call("renew", _ids(ids))
+            raw = await self._call(verb, _ids(ids))
         finally:
             self._platform_changed()
         return {str(k): bool(v) for k, v in (raw or {}).items()}
