@@ -242,10 +242,19 @@ def default_certificate_path() -> Path:
     return Path.home() / ".ssl" / "cadcproxy.pem"
 
 
-class X509Credential(BaseModel):
-    """A saved X.509 login: a PEM file holding the proxy certificate and its key."""
+class _ConfigRecord(BaseModel):
+    """A part of ``~/.canfar/config.yaml``.
+
+    Unknown keys are kept (a newer canfar may add some, and a save must not drop them);
+    validation errors never echo the input (it may hold tokens); schemas are built on
+    first use, since most processes never read the config file.
+    """
 
     model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
+
+
+class X509Credential(_ConfigRecord):
+    """A saved X.509 login: a PEM file holding the proxy certificate and its key."""
 
     idp: str | None = None
     mode: Literal["x509"] = "x509"
@@ -253,10 +262,8 @@ class X509Credential(BaseModel):
     expiry: float = 0.0
 
 
-class OIDCEndpoints(BaseModel):
+class OIDCEndpoints(_ConfigRecord):
     """Where the identity provider lives (only ``token`` is needed to refresh)."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     discovery: str | None = None
     device: str | None = None
@@ -264,19 +271,15 @@ class OIDCEndpoints(BaseModel):
     token: str | None = None
 
 
-class OIDCClient(BaseModel):
+class OIDCClient(_ConfigRecord):
     """The OAuth client registered by ``canfar login``."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     identity: str | None = None
     secret: SecretStr | None = None
 
 
-class OIDCTokens(BaseModel):
+class OIDCTokens(_ConfigRecord):
     """Saved OAuth tokens (secrets: hidden in reprs and dumps)."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     access: SecretStr | None = None
     refresh: SecretStr | None = None
@@ -284,19 +287,15 @@ class OIDCTokens(BaseModel):
     scope: str | None = None
 
 
-class OIDCExpiry(BaseModel):
+class OIDCExpiry(_ConfigRecord):
     """Unix timestamps at which the saved tokens expire (None: unknown)."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     access: float | None = None
     refresh: float | None = None
 
 
-class OIDCCredential(BaseModel):
+class OIDCCredential(_ConfigRecord):
     """A saved OIDC login (device flow): tokens plus what is needed to refresh them."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     idp: str | None = None
     mode: Literal["oidc"] = "oidc"
@@ -330,10 +329,8 @@ Credential = Annotated[X509Credential | OIDCCredential, Field(discriminator="mod
 """One saved login, ``mode: x509`` or ``mode: oidc``."""
 
 
-class Server(BaseModel):
+class Server(_ConfigRecord):
     """A Science Platform server: the base URL is ``url + "/" + version``."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     name: str | None = None
     idp: str | None = None
@@ -354,20 +351,16 @@ class Server(BaseModel):
         return f"{self.url.rstrip('/')}/{version}/" if version else f"{self.url.rstrip('/')}/"
 
 
-class ActiveSelection(BaseModel):
+class ActiveSelection(_ConfigRecord):
     """Which saved login and which server are in use."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     authentication: str = "cadc"
     server: str | None = "canfar"
     servers: dict[str, str] = Field(default_factory=dict)
 
 
-class ConsoleSettings(BaseModel):
+class ConsoleSettings(_ConfigRecord):
     """The official CLI's console options (kept so saving does not lose them)."""
-
-    model_config = ConfigDict(defer_build=True, extra="allow", hide_input_in_errors=True)
 
     width: int = 120
     banner: bool = True
