@@ -29,3 +29,12 @@ def clean_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     return home
+
+
+@pytest.fixture
+def fresh_widgets(clean_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """:func:`clean_home`, and no default ``Session`` shared by widgets across tests."""
+    from canfar_widgets.widgets._backend import Backend
+
+    monkeypatch.setattr(Backend, "_default", None)
+    return clean_home

@@ -7,8 +7,6 @@ import json
 import pytest
 from widget_fakes import TOKEN, FakeSkaha, send, wait_until
 
-from canfar_widgets.widgets._backend import Backend
-
 try:  # the dashboard composes widgets written alongside it
     import canfar_widgets.widgets.launch
     import canfar_widgets.widgets.load  # noqa: F401
@@ -16,9 +14,7 @@ except (ImportError, OSError) as err:  # pragma: no cover - only while those are
     pytest.skip(f"LaunchForm/PlatformLoad unavailable: {err}", allow_module_level=True)
 
 
-@pytest.fixture(autouse=True)
-def isolated(clean_home, monkeypatch):
-    monkeypatch.setattr(Backend, "_default", None)  # no shared default Session across tests
+pytestmark = pytest.mark.usefixtures("fresh_widgets")
 
 
 @pytest.fixture

@@ -10,14 +10,10 @@ import httpx
 import pytest
 from widget_fakes import BASE, TOKEN, FakeSkaha, send, wait_until
 
-from canfar_widgets.widgets._backend import Backend
 from canfar_widgets.widgets._base import measure_traffic
 from canfar_widgets.widgets.table import SessionTable, row_of
 
-
-@pytest.fixture(autouse=True)
-def isolated(clean_home, monkeypatch):
-    monkeypatch.setattr(Backend, "_default", None)  # no shared default Session across tests
+pytestmark = pytest.mark.usefixtures("fresh_widgets")
 
 
 @pytest.fixture

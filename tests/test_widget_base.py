@@ -21,10 +21,7 @@ from canfar_widgets.widgets._backend import Backend
 from canfar_widgets.widgets._base import CanfarWidget, describe_error, measure_traffic
 from canfar_widgets.widgets.feed import Poller, SessionFeed
 
-
-@pytest.fixture(autouse=True)
-def isolated(clean_home, monkeypatch):
-    monkeypatch.setattr(Backend, "_default", None)  # no shared default Session across tests
+pytestmark = pytest.mark.usefixtures("fresh_widgets")
 
 
 @pytest.fixture
