@@ -6,7 +6,7 @@ list in the ``/v1/image`` shape. An image that is *not* in the list (for example
 
 Example:
     >>> [i["id"] for i in default_images() if "headless" in i["types"]][:1]
-    ['images.canfar.net/skaha/astroml:latest']
+    ['images.canfar.net/skaha/base-notebook:latest']
     >>> default_context(max_sessions=5)["maxInteractiveSessions"]
     '5'
 """
@@ -30,15 +30,22 @@ __all__ = [
 SESSION_KINDS = ("desktop", "notebook", "carta", "contributed", "firefly", "headless")
 INTERACTIVE_KINDS = frozenset(SESSION_KINDS) - {"headless"}
 # Values ``GET /v1/image?type=`` accepts (case-sensitive); anything else is a 400.
-IMAGE_TYPES = frozenset({"carta", "notebook", "desktop", "contributed", "headless", "firefly",
-                         "desktop-app"})
+IMAGE_TYPES = frozenset(
+    {"carta", "notebook", "desktop", "contributed", "headless", "firefly", "desktop-app"}
+)
 
 PRIVATE_IMAGE_EXAMPLE = "images.canfar.net/private/analysis:1.0"
 
+# The public images the canfar documentation and this project's examples launch, with the
+# types their Harbor labels give them (v1 launches any image as any type; the list decides
+# only which images need no registry credentials).
 _IMAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("images.canfar.net/skaha/base-notebook:latest", ("notebook", "headless")),
     ("images.canfar.net/skaha/astroml:latest", ("notebook", "headless")),
+    ("images.canfar.net/skaha/astroml:26.04", ("notebook", "headless")),
     ("images.canfar.net/skaha/astroml-notebook:latest", ("notebook",)),
     ("images.canfar.net/skaha/terminal:1.1.2", ("desktop-app", "headless")),
+    ("images.canfar.net/skaha/terminal:1.1.1", ("desktop-app", "headless")),
     ("images.canfar.net/skaha/desktop:1.2.1", ("desktop",)),
     ("images.canfar.net/skaha/carta:5.1.0", ("carta",)),
     ("images.canfar.net/skaha/firefly:2025.2", ("firefly",)),
@@ -71,8 +78,36 @@ def default_context(max_sessions: int = 5) -> dict[str, Any]:
             "default": 8,
             "defaultRequest": 4,
             "defaultLimit": 32,
-            "options": [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 26, 28, 30, 32, 36, 40, 44, 48,
-                        56, 64, 80, 92, 112, 128, 140, 170, 192],
+            "options": [
+                1,
+                2,
+                4,
+                6,
+                8,
+                10,
+                12,
+                14,
+                16,
+                20,
+                24,
+                26,
+                28,
+                30,
+                32,
+                36,
+                40,
+                44,
+                48,
+                56,
+                64,
+                80,
+                92,
+                112,
+                128,
+                140,
+                170,
+                192,
+            ],
         },
         "gpus": {"options": list(range(1, 29))},
         # The chart quotes it, so the file-mode server answers a JSON string.

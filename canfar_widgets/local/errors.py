@@ -20,8 +20,14 @@ class PlatformError(Exception):
     (authentication) do not.
     """
 
-    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None,
-                 newline: bool = True) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        newline: bool = True,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

@@ -40,6 +40,12 @@ class Faults:
         auth_status: when 401 or 403, every API request is refused with it, whatever its
             credentials: 401 ``Unauthorized`` (a token that expired or was revoked mid-session)
             or 403 ``Not authorized to use the skaha system`` (the user lost access).
+        pull_failures: images whose pull fails (``"*"``: every image). A headless job of
+            such an image stays Pending with ``ErrImagePull`` / ``ImagePullBackOff`` events,
+            as a mistyped or private image does on Kubernetes.
+        unschedulable: the node is cordoned: headless jobs not started yet stay Pending with
+            ``FailedScheduling`` ``0/1 nodes are available: 1 node(s) were unschedulable.``
+            until it is set back to False.
     """
 
     latency: float = 0.0
@@ -49,6 +55,8 @@ class Faults:
     stats_unavailable: bool = False
     start_delay: float | None = None
     auth_status: int | None = None
+    pull_failures: tuple[str, ...] = ()
+    unschedulable: bool = False
     seed: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -61,12 +69,20 @@ class Faults:
             not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0
         ):
             raise ValueError(f"error_rate must be within [0, 1], got {value!r}")
-        if name == "start_delay" and value is not None and (
-            not isinstance(value, int | float) or value < 0
+        if (
+            name == "start_delay"
+            and value is not None
+            and (not isinstance(value, int | float) or value < 0)
         ):
             raise ValueError(f"start_delay must be None or a number >= 0, got {value!r}")
         if name == "auth_status" and value not in (None, 401, 403):
             raise ValueError(f"auth_status must be None, 401 or 403, got {value!r}")
+        if name == "pull_failures":
+            if isinstance(value, str):
+                value = (value,)
+            value = tuple(str(v) for v in value)  # type: ignore[attr-defined]
+        if name == "unschedulable" and not isinstance(value, bool):
+            raise ValueError(f"unschedulable must be True or False, got {value!r}")
         if name == "error_statuses":
             value = tuple(int(v) for v in value)  # type: ignore[attr-defined]
             if not value or any(not 500 <= v <= 599 for v in value):
@@ -84,6 +100,11 @@ class Faults:
         if rate <= 0.0 or self._rng.random() >= rate:
             return None
         return self._rng.choice(self.error_statuses)
+
+    def pull_fails(self, image: str) -> bool:
+        """Whether pulling ``image`` fails now."""
+        failures = self.pull_failures
+        return "*" in failures or image in failures
 
     def reset(self) -> None:
         """Back to no faults at all."""

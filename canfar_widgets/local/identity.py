@@ -24,21 +24,31 @@ from canfar_widgets.local.errors import PlatformError
 
 __all__ = ["User", "Users"]
 
-_CHALLENGE = {"WWW-Authenticate": 'Bearer'}
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A caller: name (``userid``), uid/gid (``runAsUID``/``runAsGID``), groups."""
+    """A caller: name (``userid``), uid, default group, other groups.
+
+    ``gid`` is what a session record shows as ``runAsGID``: the launch templates set
+    ``runAsGroup: ${skaha.posixid}``, the *uid* (helm ``_helpers.tpl``), so it equals ``uid``
+    unless given; ``default_group`` is the account's real primary group.
+    """
 
     name: str
     uid: int
     gid: int
     groups: tuple[int, ...] = ()
+    default_group: int | None = None
 
     def posix_principal(self) -> str:
-        """How the server prints the caller in ``No active job for user ...``."""
-        return f"PosixPrincipal [uidNumber={self.uid}, defaultGroup={self.gid}, username={self.name}]"
+        """How the server prints the caller in ``No active job for user ...``.
+
+        cadc-util ``PosixPrincipal.toString``: ``PosixPrincipal [uidNumber=20001,20001,alice]``.
+        """
+        group = self.gid if self.default_group is None else self.default_group
+        return f"PosixPrincipal [uidNumber={self.uid},{group},{self.name}]"
 
 
 def _local_ids() -> tuple[int, int, tuple[int, ...]]:
@@ -65,7 +75,11 @@ class Users:
             user = by_name.get(name)
             if user is None:
                 # extra users get synthetic ids so their records look like other people's
-                user = User(name, uid, gid, groups) if n == 0 else User(name, 20000 + n, 20000 + n)
+                user = (
+                    User(name, uid, uid, groups, default_group=gid)
+                    if n == 0
+                    else User(name, 20000 + n, 20000 + n)
+                )
                 by_name[name] = user
             self._entries.append((token.encode("utf-8", "surrogateescape"), user))
         self.anonymous_status = anonymous_status
@@ -87,8 +101,9 @@ class Users:
         if presented is None:
             if self.anonymous_status == 401:
                 raise PlatformError(401, "Unauthorized", headers=_CHALLENGE, newline=False)
-            raise PlatformError(400, "cannot get group memberships for anonymous",
-                                headers=_CHALLENGE)
+            raise PlatformError(
+                400, "cannot get group memberships for anonymous", headers=_CHALLENGE
+            )
         candidate = presented.encode("utf-8", "surrogateescape")
         found: User | None = None
         for token, user in self._entries:  # check every token: timing says nothing about which

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ipaddress
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -32,18 +34,52 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import platformdirs
 import tornado.httpserver
 
+from canfar_widgets.local import discovery
 from canfar_widgets.local.app import AppState, make_app
 from canfar_widgets.local.faults import Faults
 from canfar_widgets.local.identity import Users
-from canfar_widgets.local.settings import Settings, default_username
+from canfar_widgets.local.settings import Settings, default_username, host_cores, host_ram_gib
+from canfar_widgets.local.storage import Storage
 from canfar_widgets.local.store import SessionStore
+from canfar_widgets.local.supervisor import Supervisor
 
 __all__ = ["LocalPlatform", "is_loopback"]
 
 log = logging.getLogger("canfar_widgets.local")
 T = TypeVar("T")
+
+# Room for a burst of connections (200 concurrent creates) before the kernel drops SYNs.
+LISTEN_BACKLOG = 1024
+
+
+def default_arc() -> Path:
+    """The default storage root: ``<user state dir of canfar-widgets>/arc``, kept between runs
+    like CANFAR's own storage."""
+    return Path(platformdirs.user_state_dir("canfar-widgets")) / "arc"
+
+
+def _default_ram(cores: float | None, context: Mapping[str, Any] | None) -> float:
+    """This host's memory, but room for at least one default (flexible) job per core: a
+    small laptop would otherwise never start a flexible job (4 GiB request each)."""
+    per_job = float(((context or {}).get("memoryGB") or {}).get("defaultRequest", 4))
+    return max(host_ram_gib(), (cores if cores is not None else host_cores()) * per_job)
+
+
+def _raise_file_limit() -> None:
+    """Use the hard limit on open files: each connection costs one, and a flood of idle
+    ones must not use up the default 1,024 before the idle timeout closes them."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def is_loopback(host: str) -> bool:
@@ -63,8 +99,9 @@ def _bind_sockets(host: str, port: int) -> list[socket.socket]:
     """
     sockets: list[socket.socket] = []
     try:
-        infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
-                                   socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
         seen = set()
         for family, kind, proto, _, address in infos:
             if (family, address) in seen:
@@ -79,7 +116,7 @@ def _bind_sockets(host: str, port: int) -> list[socket.socket]:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind(address)
                 sock.setblocking(False)
-                sock.listen(128)
+                sock.listen(LISTEN_BACKLOG)
             except OSError:
                 sock.close()
                 if sockets and family == socket.AF_INET6:
@@ -112,17 +149,32 @@ class LocalPlatform:
         allowed_hosts: image registries accepted (prefix match).
         images: ``/v1/image`` entries (``{"id", "types", "digest"}``); others are private.
         context: the ``/v1/context`` object; default: the shipped one.
-        workdir: where jobs run and logs go; default: a temp dir removed by :meth:`stop`.
+        workdir: the platform's state (sessions, logs); default: a temp dir removed by
+            :meth:`stop`. A platform restarted on the same workdir lists the earlier sessions.
+        arc: the storage root jobs see at ``/arc`` (``home/<user>``, ``projects/<name>``);
+            default: :func:`default_arc`, kept between runs.
+        mount_arc: mount ``arc`` at ``/arc`` for jobs with bubblewrap when possible (False:
+            never; jobs then get ``HOME`` under ``arc`` directly).
+        cores: CPU capacity headless jobs are scheduled on (default: this host's).
+        ram: memory capacity in GiB (default: this host's).
+        image_environments: ``{image: prefix}``: jobs of ``image`` (with or without its tag)
+            run with ``<prefix>/bin`` first on ``PATH`` (a venv or conda environment); other
+            jobs get the platform's own Python environment first.
+        idle_timeout: seconds an idle or half-open connection is kept (keep-alive included).
         kill_grace: SIGTERM -> SIGKILL grace when deleting or expiring a job.
-        terminating_delay: minimum time a deleted session shows ``Terminating``.
+        terminating_delay: kept for compatibility; no effect (a deleted session is gone at
+            once, as on the server).
         anonymous_status: 400 (the server's answer) or 401 without credentials.
         inherit_env: run jobs with this process's whole environment (default: minimal).
         metrics_interval: seconds between CPU/RAM samples of running jobs (0: off).
+        memory_interval: seconds between memory checks of running jobs against their limit.
         faults: initial fault knobs (also changeable later through :attr:`faults`).
 
     Attributes:
         url: base URL including ``/skaha/v1`` (no trailing slash), for ``Session(url=...)``.
         token: the bearer token.
+        arc: the storage root (the local path of the jobs' ``/arc``).
+        storage: the storage root and whether jobs see it at ``/arc`` (once started).
         faults: runtime fault knobs (:class:`~canfar_widgets.local.faults.Faults`).
     """
 
@@ -144,15 +196,32 @@ class LocalPlatform:
         images: Sequence[Mapping[str, Any]] | None = None,
         context: Mapping[str, Any] | None = None,
         workdir: str | Path | None = None,
+        arc: str | Path | None = None,
+        mount_arc: bool = True,
+        cores: float | None = None,
+        ram: float | None = None,
+        image_environments: Mapping[str, str | Path] | None = None,
+        idle_timeout: float = 30.0,
         kill_grace: float = 2.0,
         terminating_delay: float = 0.3,
         anonymous_status: int = 400,
         inherit_env: bool = False,
         metrics_interval: float = 2.0,
+        memory_interval: float = 0.25,
         faults: Faults | None = None,
     ) -> None:
         if token is not None and not token:
             raise ValueError("token must not be empty")
+        if idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0")
+        environments = []
+        for image, prefix in (image_environments or {}).items():
+            if not (Path(prefix) / "bin").is_dir():
+                raise ValueError(
+                    f"image_environments[{image!r}]: {prefix} has no bin folder, "
+                    "so it is not an environment prefix"
+                )
+            environments.append((str(image), str(Path(prefix).resolve())))
         self.host = host
         self._requested_port = port
         self.token = token or secrets.token_urlsafe(32)
@@ -174,8 +243,16 @@ class LocalPlatform:
             anonymous_status=anonymous_status,
             inherit_env=inherit_env,
             metrics_interval=metrics_interval,
+            memory_interval=memory_interval,
+            cores=float(cores) if cores is not None else host_cores(),
+            ram=float(ram) if ram is not None else _default_ram(cores, context),
+            image_environments=tuple(environments),
             **settings_kw,
         )
+        self.arc = Path(arc).expanduser().resolve() if arc is not None else default_arc()
+        self.mount_arc = mount_arc
+        self.idle_timeout = float(idle_timeout)
+        self.storage: Storage | None = None
         tokens = {self.token: self.settings.username, **(users or {})}
         self.users = Users(tokens, anonymous_status=anonymous_status)
         self.faults = faults or Faults()
@@ -187,6 +264,7 @@ class LocalPlatform:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._store: SessionStore | None = None
         self._state: AppState | None = None
+        self._supervisor: Supervisor | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the token
@@ -225,29 +303,56 @@ class LocalPlatform:
         with self._lock:
             if self.running:
                 return self
+            _raise_file_limit()
             sockets = _bind_sockets(self.host, self._requested_port)
             self.port = sockets[0].getsockname()[1]
-            if self._workdir_arg is None:
-                self.workdir = Path(tempfile.mkdtemp(prefix="canfar-local-"))
-            else:
-                self.workdir = self._workdir_arg
-                self.workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                if self._workdir_arg is None:
+                    self.workdir = Path(tempfile.mkdtemp(prefix="canfar-local-"))
+                else:
+                    self.workdir = self._workdir_arg
+                    self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(self.workdir, 0o700)  # logs and state are the user's only
+                self.storage = Storage.prepare(self.arc, mount=self.mount_arc)
+                if not self.storage.mounted:
+                    log.warning(
+                        "jobs will not see %s at /arc (%s): their HOME is %s/home/<user>",
+                        self.arc,
+                        self.storage.note,
+                        self.arc,
+                    )
+                self._supervisor = Supervisor.start()
+            except BaseException:
+                for sock in sockets:
+                    sock.close()
+                self._close_supervisor()
+                self._cleanup_workdir()
+                raise
             ready: Future[None] = Future()
-            self._thread = threading.Thread(target=self._serve, args=(sockets, ready),
-                                            name="canfar-local-platform", daemon=True)
+            self._thread = threading.Thread(
+                target=self._serve, args=(sockets, ready), name="canfar-local-platform", daemon=True
+            )
             self._thread.start()
             try:
                 ready.result(timeout=30)
             except BaseException:
                 self._thread.join(timeout=5)
                 self._thread = None
+                self._close_supervisor()
                 self._cleanup_workdir()
                 raise
+            try:
+                discovery.announce(url=self.url, arc=self.arc, port=self.port)
+            except OSError as exc:
+                log.warning("cannot announce the platform in %s: %s", discovery.directory(), exc)
             # A daemon thread dies silently at interpreter exit: stop first, so no job survives.
             atexit.register(self.stop)
             if not is_loopback(self.host):
-                log.warning("local platform bound to %s: anyone who can reach it and has the "
-                            "token can run commands on this machine", self.host)
+                log.warning(
+                    "local platform bound to %s: anyone who can reach it and has the "
+                    "token can run commands on this machine",
+                    self.host,
+                )
             return self
 
     def _serve(self, sockets: list[socket.socket], ready: Future[None]) -> None:
@@ -279,12 +384,30 @@ class LocalPlatform:
 
     async def _setup(self, sockets: list[socket.socket]) -> None:
         assert self.workdir is not None
-        self._store = SessionStore(self.settings, self.workdir, base_url=self.base,
-                                   faults=self.faults)
-        state = AppState(store=self._store, users=self.users, settings=self.settings,
-                         faults=self.faults)
+        self._store = SessionStore(
+            self.settings,
+            self.workdir,
+            base_url=self.base,
+            faults=self.faults,
+            storage=self.storage,
+            supervisor=self._supervisor,
+        )
+        restored = self._store.restore()
+        if restored:
+            log.info("restored %d session(s) from %s", restored, self.workdir)
+        state = AppState(
+            store=self._store, users=self.users, settings=self.settings, faults=self.faults
+        )
         self._state = state
-        self._server = tornado.httpserver.HTTPServer(make_app(state), xheaders=False)
+        # Idle keep-alive and half-open connections (no complete request within the timeout)
+        # are closed, so a flood of them cannot hold the server's sockets for an hour.
+        self._server = tornado.httpserver.HTTPServer(
+            make_app(state),
+            xheaders=False,
+            idle_connection_timeout=self.idle_timeout,
+            body_timeout=self.idle_timeout,
+            max_body_size=16 * 2**20,
+        )
         self._server.add_sockets(sockets)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -307,6 +430,9 @@ class LocalPlatform:
             finally:
                 self._thread = None
                 self._loop = None
+                if self.port is not None:
+                    discovery.withdraw(self.port)
+                self._close_supervisor()
                 self._cleanup_workdir()
                 atexit.unregister(self.stop)
 
@@ -321,6 +447,11 @@ class LocalPlatform:
             except asyncio.TimeoutError:
                 log.warning("some connections did not close in time")
 
+    def _close_supervisor(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.close()
+            self._supervisor = None
+
     def _cleanup_workdir(self) -> None:
         if self._workdir_arg is None and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -329,16 +460,24 @@ class LocalPlatform:
     def __enter__(self) -> LocalPlatform:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     async def __aenter__(self) -> LocalPlatform:
         await asyncio.to_thread(self.start)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await asyncio.to_thread(self.stop)
 
     # ---------------------------------------------------------------- clients
@@ -366,9 +505,15 @@ class LocalPlatform:
 
         return asyncio.run_coroutine_threadsafe(hop(), loop).result(timeout)
 
-    def preload(self, count: int, *, kind: str = "headless", status: str = "Completed",
-                image: str = "images.canfar.net/skaha/terminal:1.1.2",
-                name: str = "preload") -> list[str]:
+    def preload(
+        self,
+        count: int,
+        *,
+        kind: str = "headless",
+        status: str = "Completed",
+        image: str = "images.canfar.net/skaha/terminal:1.1.2",
+        name: str = "preload",
+    ) -> list[str]:
         """Add ``count`` of the platform user's sessions directly, without processes.
 
         For benchmarks and demos that need many records (the interactive limit does not
@@ -376,8 +521,9 @@ class LocalPlatform:
         """
         user = self.users.get(self.settings.username)
         assert user is not None
-        return self.call(lambda s: s.preload(user, count, kind=kind, status=status,
-                                             image=image, name=name))
+        return self.call(
+            lambda s: s.preload(user, count, kind=kind, status=status, image=image, name=name)
+        )
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session and desktop-app of every user, as the API renders them."""
@@ -402,9 +548,12 @@ class LocalPlatform:
             counts = self.call(lambda _store: dict(state.requests))
         else:
             counts = dict(state.requests)
-        return sum(n for (m, p), n in counts.items()
-                   if (method is None or m == method.upper()) and (path is None or p == path))
+        return sum(
+            n
+            for (m, p), n in counts.items()
+            if (method is None or m == method.upper()) and (path is None or p == path)
+        )
 
     def process_group(self, session_id: str) -> int | None:
         """The process group id of a headless session's job, once it was started."""
-        return self.call(lambda s: (j.pgid if (j := s.job_of(session_id)) is not None else None))
+        return self.call(lambda s: j.pgid if (j := s.job_of(session_id)) is not None else None)

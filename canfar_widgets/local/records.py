@@ -1,11 +1,11 @@
 """One session (or desktop-app) as the platform stores it, and its wire forms.
 
 A record caches its JSON renderings and drops the cache whenever a visible field changes
-(:meth:`SessionRecord.touch`), so listing 1,000 sessions is a string join, not 1,000
+(:meth:`StoredSession.touch`), so listing 1,000 sessions is a string join, not 1,000
 ``json.dumps`` calls.
 
 Example:
-    >>> r = SessionRecord(id="abcd1234", userid="alice", uid=1000, gid=1000, groups=(),
+    >>> r = StoredSession(id="abcd1234", userid="alice", uid=1000, gid=1000, groups=(),
     ...                   image="images.canfar.net/skaha/terminal:1.1.2", type="headless",
     ...                   name="job", connect_url="", fixed=False, req_millicores=1000,
     ...                   req_ram_gib=4, gpus=0, deadline=1209600, created=0.0)
@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,23 +28,32 @@ from canfar_widgets.local.formats import (
     offset_datetime,
 )
 
-__all__ = ["ACTIVE", "FINISHED", "Event", "SessionRecord"]
+__all__ = ["ACTIVE", "FINISHED", "StoredEvent", "StoredSession"]
 
 PENDING, RUNNING, TERMINATING, COMPLETED, FAILED = (
-    "Pending", "Running", "Terminating", "Completed", "Failed")
+    "Pending",
+    "Running",
+    "Terminating",
+    "Completed",
+    "Failed",
+)
 ACTIVE = frozenset({PENDING, RUNNING})
 FINISHED = frozenset({COMPLETED, FAILED})
 
 
 @dataclass(slots=True)
-class Event:
-    """One Kubernetes event row; ``first``/``last`` None print as ``<none>`` (scheduler events)."""
+class StoredEvent:
+    """One Kubernetes event row of a stored session (the client parses these as ``Event``);
+    ``first``/``last`` None print as ``<none>`` (scheduler events)."""
 
     type: str
     reason: str
     message: str
     first: int | None
     last: int | None
+
+    def to_state(self) -> list[Any]:
+        return [self.type, self.reason, self.message, self.first, self.last]
 
     def row(self) -> list[str]:
         first = instant(self.first) if self.first is not None else "<none>"
@@ -52,8 +62,9 @@ class Event:
 
 
 @dataclass(slots=True, eq=False)
-class SessionRecord:
-    """A session's state. Mutate only on the platform loop, then call :meth:`touch`."""
+class StoredSession:
+    """A session (or desktop-app) as the local platform stores it; not the client's
+    ``SessionRecord``. Mutate only on the platform loop, then call :meth:`touch`."""
 
     id: str
     userid: str
@@ -76,10 +87,16 @@ class SessionRecord:
     finished_at: float | None = None
     ram_in_use: str | None = None
     cpu_in_use: str | None = None
-    events: list[Event] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
     log_text: str = ""  # canned logs of emulated (interactive) sessions
+    log_file: str | None = None  # a headless job's log (its stdout and stderr)
+    ram_limit_gib: float | None = None  # the memory limit: over it, the job is OOMKilled
+    pgid: int | None = None  # the job's process group, with the leader's start time and the
+    pgid_start: int | None = None  # boot it started in: how a restart finds leftovers
+    boot: str | None = None
     job: Any = None  # the headless process state (jobs.Job), if any
     timers: dict[str, Any] = field(default_factory=dict)
+    changed: Callable[[StoredSession], None] | None = field(default=None, repr=False)
     _pretty: str | None = None
     _item: str | None = None
     _public: str | None = None
@@ -109,10 +126,38 @@ class SessionRecord:
         if status not in ACTIVE:
             self.ram_in_use = self.cpu_in_use = None  # metrics exist for live pods only
         self.touch()
+        self.save()
 
     def add_event(self, type_: str, reason: str, message: str, *, timed: bool = True) -> None:
         now = int(time.time()) if timed else None
-        self.events.append(Event(type_, reason, message, now, now))
+        self.events.append(StoredEvent(type_, reason, message, now, now))
+        self.save()
+
+    def save(self) -> None:
+        """Tell the store this record's persisted state changed (it writes it soon)."""
+        if self.changed is not None:
+            self.changed(self)
+
+    # -------------------------------------------------------------- persisting
+    @property
+    def key(self) -> str:
+        """Unique among sessions and desktop-apps: ``id`` or ``id/appid``."""
+        return self.id if self.appid is None else f"{self.id}/{self.appid}"
+
+    def to_state(self) -> dict[str, Any]:
+        """What survives a restart of the platform (no process handle, no timers)."""
+        return {name: getattr(self, name) for name in _STATE_FIELDS} | {
+            "groups": list(self.groups),
+            "events": [e.to_state() for e in self.events],
+        }
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> StoredSession:
+        values = {name: data[name] for name in _STATE_FIELDS if name in data}
+        values["groups"] = tuple(data.get("groups", ()))
+        record = cls(**values)
+        record.events = [StoredEvent(*e) for e in data.get("events", [])]
+        return record
 
     # ------------------------------------------------------------------ renders
     def requested_cpu(self) -> str:
@@ -172,3 +217,31 @@ class SessionRecord:
         if self._public is None:
             self._public = indent_item(gson_pretty(self.public_dict()))
         return self._public
+
+
+_STATE_FIELDS = (
+    "id",
+    "userid",
+    "uid",
+    "gid",
+    "image",
+    "type",
+    "name",
+    "connect_url",
+    "fixed",
+    "req_millicores",
+    "req_ram_gib",
+    "gpus",
+    "deadline",
+    "created",
+    "appid",
+    "status",
+    "start",
+    "finished_at",
+    "log_text",
+    "log_file",
+    "ram_limit_gib",
+    "pgid",
+    "pgid_start",
+    "boot",
+)

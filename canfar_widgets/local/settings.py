@@ -9,13 +9,14 @@ Example:
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from canfar_widgets.local.catalog import default_context, default_images
 
-__all__ = ["Settings", "default_username"]
+__all__ = ["Settings", "default_username", "host_cores", "host_ram_gib"]
 
 # Kubernetes ``ttlSecondsAfterFinished`` of the shipped launch templates.
 HEADLESS_TTL = 3600.0
@@ -29,6 +30,19 @@ def default_username() -> str:
     except (KeyError, OSError):  # no passwd entry, e.g. in some containers
         return "localuser"
     return name or "localuser"
+
+
+def host_cores() -> float:
+    """This machine's CPU count (the default capacity)."""
+    return float(os.cpu_count() or 1)
+
+
+def host_ram_gib() -> float:
+    """This machine's physical memory in GiB (the default capacity)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 16.0
 
 
 @dataclass(frozen=True)
@@ -48,10 +62,16 @@ class Settings:
         images: the public image list; images not in it are private.
         context: the ``/v1/context`` object (cores/ram/gpu options and defaults).
         kill_grace: SIGTERM -> SIGKILL grace when a job is deleted or expires.
-        terminating_delay: minimum time a deleted session shows ``Terminating``.
+        terminating_delay: kept for compatibility, no effect: a deleted session is gone at
+            once (404), as on the server.
         anonymous_status: 400 (faithful) or 401 for requests without credentials.
         inherit_env: give jobs the platform's whole environment instead of a minimal one.
         metrics_interval: how often running jobs' CPU/RAM use is sampled (0 = never).
+        cores: CPU capacity headless jobs are scheduled on (default: this host's).
+        ram: memory capacity in GiB (default: this host's physical memory).
+        memory_interval: how often running jobs' memory is checked against their limit.
+        image_environments: ``(image, prefix)`` pairs: a job of that image runs with
+            ``<prefix>/bin`` first on ``PATH``. The image matches with or without its tag.
     """
 
     username: str = field(default_factory=default_username)
@@ -69,12 +89,25 @@ class Settings:
     anonymous_status: int = 400
     inherit_env: bool = False
     metrics_interval: float = 2.0
+    cores: float = field(default_factory=host_cores)
+    ram: float = field(default_factory=host_ram_gib)
+    memory_interval: float = 0.25
+    image_environments: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("start_delay", "headless_start_delay", "kill_grace", "terminating_delay",
-                     "metrics_interval"):
+        for name in (
+            "start_delay",
+            "headless_start_delay",
+            "kill_grace",
+            "terminating_delay",
+            "metrics_interval",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        for name in ("cores", "ram", "memory_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
         if self.finished_ttl is not None and self.finished_ttl < 0:
             raise ValueError("finished_ttl must be >= 0")
         if self.session_expiry <= 0 or self.headless_expiry <= 0:
@@ -95,6 +128,14 @@ class Settings:
     def ctx(self) -> Mapping[str, Any]:
         assert self.context is not None
         return self.context
+
+    def environment_for(self, image: str) -> str | None:
+        """The local environment prefix mapped to ``image`` (exact id, or id without tag)."""
+        untagged = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+        for key, prefix in self.image_environments:
+            if key in (image, untagged):
+                return prefix
+        return None
 
     def ttl_for(self, kind: str) -> float:
         """Seconds a finished session of this kind stays listed."""
