@@ -12,15 +12,20 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from canfar_widgets._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
     "Session": "canfar_widgets.sessions",
+    "SessionRequestError": "canfar_widgets.errors",
     "AsyncSession": "canfar_widgets.sessions",
+    "Batch": "canfar_widgets.batches",
     "ContainerRegistry": "canfar_widgets.models",
     "Configuration": "canfar_widgets.models",
     "chunk": "canfar_widgets.helpers",
@@ -38,6 +43,7 @@ _EXPORTS = {
 
 __all__ = [
     "AsyncSession",
+    "Batch",
     "Configuration",
     "ContainerRegistry",
     "Dashboard",
@@ -47,6 +53,7 @@ __all__ = [
     "LogViewer",
     "PlatformLoad",
     "Session",
+    "SessionRequestError",
     "SessionTable",
     "__version__",
     "allow_nested_asyncio",
@@ -56,20 +63,35 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'canfar_widgets' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+def register_displays() -> None:
+    """Teach a running IPython how to show this package's objects (a ``Batch``: its BatchView).
+
+    Why here: ``canfar_widgets.batches`` must not import the widget layer, so the display is
+    registered by type name and the widgets are imported only when a batch is shown. Runs at
+    import; does nothing outside IPython (and never imports IPython itself).
+
+    Example:
+        >>> register_displays()   # in a notebook, ``batch`` alone in a cell now shows its view
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    formatter = getattr(
+        getattr(shell, "display_formatter", None), "ipython_display_formatter", None
+    )
+    if formatter is not None:
+        formatter.for_type_by_name("canfar_widgets.batches.batch", "Batch", _show_batch)
 
 
-def __dir__() -> list[str]:
-    return sorted(__all__)
+def _show_batch(batch: Any) -> None:
+    import_module("canfar_widgets.widgets.batch_view").show_batch(batch)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from canfar_widgets.batches import Batch
+    from canfar_widgets.errors import SessionRequestError
     from canfar_widgets.helpers import chunk, stripe
     from canfar_widgets.local import LocalPlatform
     from canfar_widgets.models import Configuration, ContainerRegistry
@@ -84,3 +106,6 @@ if TYPE_CHECKING:  # pragma: no cover
         SessionTable,
         watch,
     )
+
+
+register_displays()

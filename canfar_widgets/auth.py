@@ -9,7 +9,10 @@ state that widgets, logs or tracebacks may print.
   itself travels in the TLS context).
 - ``BearerAuth``: a fixed token (``token=`` / ``CANFAR_TOKEN``) plus the registry header.
 - ``OIDCAuth``: a saved ``canfar login`` OIDC record; refreshes an expiring access token
-  once (single-flight) and saves the new tokens back to the config file.
+  once (single-flight) and saves the new tokens back to the config file. Before refreshing,
+  and once more after the token endpoint answers ``invalid_grant``, it re-reads the saved
+  login (another kernel may have rotated the refresh token meanwhile); a 401 to a GET or
+  DELETE triggers one refresh and one retry of that request.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
 
 from canfar_widgets.errors import AuthenticationError
-from canfar_widgets.models import ContainerRegistry, OIDCCredential, write_yaml_atomic
+
+if TYPE_CHECKING:  # pragma: no cover - loaded where used: token auth needs no model
+    from pydantic import SecretStr
+
+    from canfar_widgets.models import ContainerRegistry, OIDCCredential
 
 __all__ = ["REGISTRY_HEADER", "BearerAuth", "OIDCAuth", "RegistryAuth"]
 
@@ -69,6 +75,47 @@ class RegistryAuth(httpx.Auth):
         return f"{type(self).__name__}(registry_user={user!r})"
 
 
+def revealed(value: Any) -> Any:
+    """The text behind a pydantic ``SecretStr`` (or this module's holder); anything else as given.
+
+    Duck-typed, so the check itself imports no pydantic: the one place a secret is unwrapped.
+
+    Example:
+        >>> revealed(_Secret("s3cret")), revealed("plain")
+        ('s3cret', 'plain')
+    """
+    reveal = getattr(value, "get_secret_value", None)
+    return reveal() if callable(reveal) else value
+
+
+class _Secret:
+    """A credential held so that printing it, or anything that holds it, shows stars.
+
+    What pydantic's ``SecretStr`` does for a token, without importing pydantic: a client
+    given its URL and token needs no model before its first answer, and pydantic is ~30 ms
+    of that first call (docs/performance.md, "First call").
+
+    Example:
+        >>> token = _Secret("s3cret")
+        >>> token, str(token), token.get_secret_value()
+        (Secret('**********'), '**********', 's3cret')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+
 class BearerAuth(RegistryAuth):
     """``Authorization: Bearer <token>`` on every request, plus the registry header.
 
@@ -78,8 +125,8 @@ class BearerAuth(RegistryAuth):
 
     def __init__(self, token: str | SecretStr, registry: ContainerRegistry | None = None) -> None:
         super().__init__(registry)
-        # Kept as SecretStr so an accidental vars(auth) or debugger print shows stars.
-        self._token = token if isinstance(token, SecretStr) else SecretStr(token)
+        # Kept in a holder so an accidental vars(auth) or debugger print shows stars.
+        self._token = _Secret(str(revealed(token)))
 
     def _apply(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
@@ -160,31 +207,90 @@ class OIDCAuth(RegistryAuth):
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
         if self._needs_refresh():
-            # Bounded wait: a refresh stuck elsewhere must not hang this thread for ever.
-            if not self._thread_lock.acquire(timeout=self.timeout + min(5.0, self.timeout)):
-                raise self._failure("another refresh did not finish")
-            try:
-                if self._needs_refresh():  # a concurrent caller may have refreshed already
-                    self._refresh_sync()
-            finally:
-                self._thread_lock.release()
+            self._locked_sync(lambda: self._needs_refresh())
+        used = self._access()
         self._apply(request)
-        yield request
+        response = yield request
+        if self._retry_after_401(request, response):
+            self._locked_sync(lambda: self._access() == used)
+            self._apply(request)
+            yield request
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self._needs_refresh():
-            async with self._loop_lock():
-                if self._needs_refresh():
-                    await self._acquire_thread_lock()
-                    try:
-                        if self._needs_refresh():
-                            await self._refresh_async()
-                    finally:
-                        self._thread_lock.release()
+            await self._locked_async(lambda: self._needs_refresh())
+        used = self._access()
         self._apply(request)
-        yield request
+        response = yield request
+        if self._retry_after_401(request, response):
+            await self._locked_async(lambda: self._access() == used)
+            self._apply(request)
+            yield request
+
+    def _access(self) -> str | None:
+        access = self._credential.token.access
+        return access.get_secret_value() if access is not None else None
+
+    def _retry_after_401(self, request: httpx.Request, response: httpx.Response) -> bool:
+        # One retry, of requests that may be sent twice: the token may have been revoked or
+        # rotated elsewhere although its recorded expiry is still ahead.
+        if response.status_code != 401 or request.method not in ("GET", "DELETE"):
+            return False
+        if request.extensions.get("canfar_widgets.retried_401"):
+            return False
+        request.extensions["canfar_widgets.retried_401"] = True
+        log.info(
+            "401 from the platform; refreshing the OIDC token for %r and retrying once", self.idp
+        )
+        return True
+
+    def _locked_sync(self, still_needed: Callable[[], bool]) -> None:
+        # Bounded wait: a refresh stuck elsewhere must not hang this thread for ever.
+        if not self._thread_lock.acquire(timeout=self.timeout + min(5.0, self.timeout)):
+            raise self._failure("another refresh did not finish")
+        try:
+            if still_needed():  # a concurrent caller may have refreshed already
+                if self._reread() and not self._needs_refresh():
+                    return  # another process refreshed: its token is good
+                self._refresh_sync()
+        finally:
+            self._thread_lock.release()
+
+    async def _locked_async(self, still_needed: Callable[[], bool]) -> None:
+        async with self._loop_lock():
+            if not still_needed():
+                return
+            await self._acquire_thread_lock()
+            try:
+                if still_needed():
+                    if self._reread() and not self._needs_refresh():
+                        return
+                    await self._refresh_async()
+            finally:
+                self._thread_lock.release()
+
+    def _reread(self) -> bool:
+        """Adopt the saved login if another process changed its tokens; True if it did.
+
+        Why: two kernels share one refresh token. When one refreshes (and the IdP rotates
+        the refresh token), the other's copy is spent; the file has the new one.
+        """
+        if self.path is None:
+            return False
+        try:
+            saved = _saved_record(self.path, self.idp)
+        except Exception as err:  # an unreadable file: go on with what we have
+            log.debug("could not re-read the saved login %r (%s)", self.idp, type(err).__name__)
+            return False
+        if saved is None or saved.token == self._credential.token:
+            return False
+        if saved.token.access is None and saved.token.refresh is None:
+            return False
+        self._credential = saved
+        log.debug("adopted the OIDC tokens another process saved for %r", self.idp)
+        return True
 
     def _loop_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -226,24 +332,36 @@ class OIDCAuth(RegistryAuth):
         return record.endpoints.token, headers, data
 
     def _refresh_sync(self) -> None:
-        url, headers, data = self._refresh_request()
-        try:
-            with httpx.Client(transport=self._transport, timeout=self.timeout) as client:
-                response = client.post(url, headers=headers, data=data)
-        except httpx.HTTPError as err:
-            raise self._failure(type(err).__name__) from None
-        self._accept(response)
+        for attempt in (1, 2):
+            url, headers, data = self._refresh_request()
+            try:
+                with httpx.Client(transport=self._transport, timeout=self.timeout) as client:
+                    response = client.post(url, headers=headers, data=data)
+            except httpx.HTTPError as err:
+                raise self._failure(type(err).__name__) from None
+            if attempt == 1 and _invalid_grant(response) and self._reread():
+                if not self._needs_refresh():
+                    return
+                continue  # the refresh token was rotated elsewhere: try once with the new one
+            self._accept(response)
+            return
 
     async def _refresh_async(self) -> None:
-        url, headers, data = self._refresh_request()
-        try:
-            async with httpx.AsyncClient(
-                transport=self._async_transport, timeout=self.timeout
-            ) as client:
-                response = await client.post(url, headers=headers, data=data)
-        except httpx.HTTPError as err:
-            raise self._failure(type(err).__name__) from None
-        self._accept(response)
+        for attempt in (1, 2):
+            url, headers, data = self._refresh_request()
+            try:
+                async with httpx.AsyncClient(
+                    transport=self._async_transport, timeout=self.timeout
+                ) as client:
+                    response = await client.post(url, headers=headers, data=data)
+            except httpx.HTTPError as err:
+                raise self._failure(type(err).__name__) from None
+            if attempt == 1 and _invalid_grant(response) and self._reread():
+                if not self._needs_refresh():
+                    return
+                continue
+            self._accept(response)
+            return
 
     def _failure(self, reason: str) -> AuthenticationError:
         # Never the token, the response body or the URL's query: only a short reason.
@@ -284,15 +402,36 @@ class OIDCAuth(RegistryAuth):
                 )
 
 
+def _invalid_grant(response: httpx.Response) -> bool:
+    """The token endpoint refused the refresh token itself (spent, revoked or rotated)."""
+    if response.status_code != 400:
+        return False
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(payload, dict) and payload.get("error") == "invalid_grant"
+
+
+def _saved_record(path: Path, idp: str) -> OIDCCredential | None:
+    """The OIDC record ``idp`` as saved in ``path`` now (None if absent or not OIDC)."""
+    from canfar_widgets.models import Configuration, OIDCCredential
+
+    record = Configuration.load(path).authentication.get(idp)
+    return record if isinstance(record, OIDCCredential) else None
+
+
 def _refreshed(record: OIDCCredential, payload: dict[str, Any]) -> OIDCCredential:
     """A new record from a token response; the old refresh token stays if none came back."""
+    from pydantic import SecretStr  # the record is a pydantic model: pydantic is loaded
+
     now = time.time()
     new_refresh = payload.get("refresh_token")
     rotated = isinstance(new_refresh, str) and bool(new_refresh)
     token = record.token.model_copy(
         update={
             "access": SecretStr(payload["access_token"]),
-            "refresh": SecretStr(new_refresh) if rotated else record.token.refresh,
+            "refresh": SecretStr(str(new_refresh)) if rotated else record.token.refresh,
             "token_type": payload.get("token_type") or record.token.token_type,
             "scope": payload.get("scope") or record.token.scope,
         }
@@ -342,8 +481,9 @@ def save_credential(path: Path, idp: str, credential: OIDCCredential) -> None:
     if not isinstance(record, dict):
         raise ValueError(f"authentication.{idp} is not a mapping")
     token = credential.token
+    saved_token = record.get("token")
     record["token"] = {
-        **(record.get("token") if isinstance(record.get("token"), dict) else {}),
+        **(saved_token if isinstance(saved_token, dict) else {}),
         "access": token.access.get_secret_value() if token.access else None,
         "refresh": token.refresh.get_secret_value() if token.refresh else None,
         "token_type": token.token_type,
@@ -351,4 +491,6 @@ def save_credential(path: Path, idp: str, credential: OIDCCredential) -> None:
     }
     record["token"] = {key: value for key, value in record["token"].items() if value is not None}
     record["expiry"] = {"access": credential.expiry.access, "refresh": credential.expiry.refresh}
+    from canfar_widgets.models import write_yaml_atomic
+
     write_yaml_atomic(path, document)

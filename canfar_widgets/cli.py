@@ -1,7 +1,8 @@
-"""The ``canfar-widgets`` command: ``local`` (the local platform) and ``demo``.
+"""The ``canfar-widgets`` command: ``local`` (the local platform), ``demo`` and ``batch``.
 
 Each subcommand lives with the code it drives and registers itself here by name, so this
-module stays a dispatcher: ``canfar_widgets.local.cli`` and ``canfar_widgets.demo``.
+module stays a dispatcher: ``canfar_widgets.local.cli``, ``canfar_widgets.demo`` and
+``canfar_widgets.batches.cli``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from canfar_widgets import __version__
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 _SUBCOMMANDS = {
-    "local": ("canfar_widgets.local.cli", "run a local CANFAR platform on loopback (runs commands!)"),
-    "demo": ("canfar_widgets.demo", "start the local platform and JupyterLab with the examples"),
+    "local": (
+        "canfar_widgets.local.cli",
+        "run a local CANFAR platform on loopback (runs commands!)",
+    ),
+    "demo": (
+        "canfar_widgets.demo",
+        "start the local platform and JupyterLab (or Notebook 7) with the examples",
+    ),
+    "batch": ("canfar_widgets.batches.cli", "recorded batches: list, show, logs, rerun"),
 }
 
 
@@ -28,12 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, summary) in _SUBCOMMANDS.items():
-        try:
-            mod = import_module(module)
-        except ImportError:  # a subcommand whose module is not there yet is simply absent
-            continue
-        child = sub.add_parser(name, help=summary, description=getattr(mod, "DESCRIPTION", summary),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        # No try/except: a subcommand that cannot be imported is a broken install, and its
+        # ImportError (with the missing module's name) is the most useful thing to show.
+        mod = import_module(module)
+        child = sub.add_parser(
+            name,
+            help=summary,
+            description=getattr(mod, "DESCRIPTION", summary),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(child)
         child.set_defaults(_run=mod.run)
     return parser

@@ -1,26 +1,34 @@
-"""``canfar-widgets demo``: the local platform plus JupyterLab with the example notebooks.
+"""``canfar-widgets demo``: the local platform plus JupyterLab (or Notebook 7) on a folder.
 
 What it does, in order:
 
 1. starts :class:`canfar_widgets.local.LocalPlatform` in this process (a background thread);
-2. copies the example notebooks into a fresh temporary folder (so the installed package
-   stays read-only and every demo starts from clean notebooks);
-3. starts ``python -m jupyter lab`` on 127.0.0.1 with a random token, serving that folder,
-   with ``CANFAR_URL``/``CANFAR_TOKEN`` in its environment, which its kernels inherit, so
-   ``Session()`` in any notebook talks to the local platform;
-4. prints (and opens) ``http://127.0.0.1:N/lab/tree/quickstart.ipynb?token=...`` and runs
-   until Ctrl-C, then stops JupyterLab and the platform.
+2. picks the folder to serve: by default a fresh temporary copy of the example notebooks
+   (so the installed package stays read-only and every demo starts from clean notebooks);
+   ``demo DIR`` serves the user's own folder instead, untouched unless ``--examples``
+   asks for the examples in its ``canfar-widgets-examples/`` subfolder;
+3. starts ``python -m jupyter lab`` (``--notebook``: ``jupyter notebook``, Notebook 7) on
+   127.0.0.1 with a random token, serving that folder, with ``CANFAR_URL``/``CANFAR_TOKEN``
+   in its environment, which its kernels inherit, so ``Session()`` in any notebook talks to
+   the local platform;
+4. prints (and opens) the address of ``quickstart.ipynb`` (or of the folder) and runs until
+   Ctrl-C, then stops the server and the platform. The temporary copy is deleted only if
+   nothing in it was added or changed; otherwise it is kept (and its path printed), or,
+   when a terminal is attached, the person is asked first.
 
-``--execute`` runs every example headless with nbclient instead (no JupyterLab, no
-browser), prints one line per notebook and exits non-zero if any failed.
+``--execute`` runs every example headless with nbclient instead (no server, no browser),
+prints one line per notebook and exits non-zero if any failed.
 
-:class:`JupyterLab` and :func:`execute_notebook` are reused by the test suite.
+:class:`JupyterLab`, :class:`JupyterNotebook` and :func:`execute_notebook` are reused by
+the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -38,13 +46,18 @@ import webbrowser
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 __all__ = [
     "DESCRIPTION",
+    "EXAMPLES_SUBFOLDER",
     "JupyterLab",
+    "JupyterNotebook",
+    "JupyterServer",
     "NotebookResult",
     "add_arguments",
+    "changed_files",
     "copy_examples",
     "example_notebooks",
     "examples_dir",
@@ -52,72 +65,186 @@ __all__ = [
     "free_port",
     "platform_env",
     "run",
+    "snapshot",
 ]
 
+_Server = TypeVar("_Server", bound="JupyterServer")
+
 DESCRIPTION = """\
-Start the local CANFAR platform and JupyterLab with the example notebooks.
+Start the local CANFAR platform and JupyterLab (or Notebook 7) with the example notebooks.
 
-Everything binds to 127.0.0.1. The notebooks are copied to a temporary folder; their
-kernels get CANFAR_URL and CANFAR_TOKEN for the local platform, so Session() and the
-widgets work without an account. The local platform really runs headless jobs as
-processes on this machine. Stop with Ctrl-C.
+Everything binds to 127.0.0.1. Kernels get CANFAR_URL and CANFAR_TOKEN for the local
+platform, so Session() and the widgets work without an account. The local platform really
+runs headless jobs as processes on this machine. Stop with Ctrl-C.
 
-  canfar-widgets demo                 open quickstart.ipynb in your browser
-  canfar-widgets demo --no-browser    print the URL only
-  canfar-widgets demo --execute       run every example headless and report
+Without DIR the examples are copied to a temporary folder. When the demo stops, that folder
+is deleted only if you added or changed nothing in it; otherwise it is kept and its path
+printed (in a terminal you are asked first). With DIR your own folder is served as it is;
+nothing in it is deleted or overwritten.
+
+  canfar-widgets demo                     open quickstart.ipynb in your browser
+  canfar-widgets demo ~/work              serve your folder ~/work instead
+  canfar-widgets demo ~/work --examples   ... with the examples in ~/work/canfar-widgets-examples/
+  canfar-widgets demo --notebook          use Notebook 7 instead of JupyterLab
+  canfar-widgets demo --no-browser        print the URL only
+  canfar-widgets demo --execute           run every example headless and report
 """
 
 # The notebook the demo opens first.
 FIRST_NOTEBOOK = "quickstart.ipynb"
+# Where ``demo DIR --examples`` puts the examples: a subfolder, so no file of DIR is touched.
+EXAMPLES_SUBFOLDER = "canfar-widgets-examples"
 # How long one example may take under --execute (they finish in seconds locally).
 NOTEBOOK_TIMEOUT = 120.0
+# Copies of the person's own files that Jupyter writes by itself: not work to keep.
+_NOT_WORK = frozenset({".ipynb_checkpoints", ".virtual_documents", "__pycache__"})
+# The digest of a file that could not be read: it always counts as changed.
+_UNREADABLE = "unreadable"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=None,
-                        help="JupyterLab port (default: 8888, or a free port if 8888 is taken)")
-    parser.add_argument("--platform-port", type=int, default=0,
-                        help="local platform port (default: a free port)")
-    parser.add_argument("--no-browser", action="store_true",
-                        help="do not open a browser; print the URL only")
-    parser.add_argument("--execute", action="store_true",
-                        help="run the example notebooks headless, report each, and exit")
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        metavar="DIR",
+        default=None,
+        help="serve this folder of yours instead of a temporary copy of the "
+        "examples (nothing in it is deleted or overwritten)",
+    )
+    parser.add_argument(
+        "--notebook-dir",
+        dest="notebook_dir",
+        metavar="DIR",
+        default=None,
+        help="the same as DIR, spelt as Jupyter spells it",
+    )
+    parser.add_argument(
+        "--examples",
+        action="store_true",
+        help=f"with DIR: copy the examples into DIR/{EXAMPLES_SUBFOLDER}/ "
+        "(existing files there are left as they are)",
+    )
+    parser.add_argument(
+        "--notebook", action="store_true", help="start Notebook 7 instead of JupyterLab"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the server's port (default: 8888, or a free port if 8888 is taken)",
+    )
+    parser.add_argument(
+        "--platform-port", type=int, default=0, help="local platform port (default: a free port)"
+    )
+    parser.add_argument(
+        "--no-browser", action="store_true", help="do not open a browser; print the URL only"
+    )
+    parser.add_argument(
+        "--execute",
+        action="store_true",
+        help="run the example notebooks headless, report each, and exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    needed = ("nbclient", "ipykernel") if args.execute else ("jupyterlab", "ipykernel")
+    try:
+        folder = _chosen_folder(args)
+    except ValueError as exc:
+        print(f"canfar-widgets demo: {exc}", file=sys.stderr)
+        return 2
+    if args.execute:
+        needed = ("nbclient", "ipykernel")
+    else:
+        needed = ("notebook", "ipykernel") if args.notebook else ("jupyterlab", "ipykernel")
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if not missing and needed[0] == "notebook" and not _is_notebook_7():
+        missing = ["notebook>=7"]
     if missing:
-        print(f"canfar-widgets demo needs {', '.join(missing)}: "
-              "pip install 'canfar-widgets[demo]'", file=sys.stderr)
+        print(
+            f"canfar-widgets demo needs {', '.join(missing)}: pip install 'canfar-widgets[demo]'",
+            file=sys.stderr,
+        )
         return 2
     from canfar_widgets.local import LocalPlatform
 
+    server_class: type[JupyterServer] = JupyterNotebook if args.notebook else JupyterLab
     try:
-        with _sigterm_as_ctrl_c(), LocalPlatform(port=args.platform_port) as platform:
+        with contextlib.ExitStack() as stack:
+            stop = stack.enter_context(_sigterm_as_ctrl_c())
+            served = None
+            if not args.execute:  # entered before the platform: kept or deleted after it stops
+                served = stack.enter_context(_demo_folder(folder, args.examples, stop))
+            platform = stack.enter_context(LocalPlatform(port=args.platform_port))
             env = platform_env(platform.url, platform.token)
             print(f"local platform: {platform.url}", flush=True)
-            if args.execute:
+            if served is None:
                 return _execute_examples(env)
-            return _serve_lab(env, port=args.port, open_browser=not args.no_browser)
+            return _serve(
+                server_class, env, served, port=args.port, open_browser=not args.no_browser
+            )
     except KeyboardInterrupt:
         return 130
 
 
+def _chosen_folder(args: argparse.Namespace) -> Path | None:
+    """The user's folder from ``DIR`` or ``--notebook-dir``, checked; None for the examples."""
+    given = [Path(p).expanduser() for p in (args.folder, args.notebook_dir) if p is not None]
+    if len(given) == 2 and given[0].resolve() != given[1].resolve():
+        raise ValueError(f"two folders given ({given[0]} and --notebook-dir {given[1]}): give one")
+    if not given:
+        return None
+    if args.execute:
+        raise ValueError(
+            f"--execute runs the bundled examples in a temporary folder; "
+            f"it does not take a folder (got {given[0]})"
+        )
+    folder = given[0].resolve()
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"the folder to serve, {given[0]}, {what}")
+    examples = folder / EXAMPLES_SUBFOLDER
+    if args.examples and examples.exists() and not examples.is_dir():
+        raise ValueError(
+            f"--examples copies the examples into {examples}, but that is a file, not a folder"
+        )
+    if args.examples and not os.access(examples if examples.exists() else folder, os.W_OK):
+        raise ValueError(
+            f"--examples copies the examples into {examples}, but you cannot write there"
+        )
+    return folder
+
+
+def _is_notebook_7() -> bool:
+    try:
+        major = importlib.metadata.version("notebook").split(".")[0]
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return major.isdigit() and int(major) >= 7
+
+
+@dataclass
+class _Stop:
+    """How the demo is being stopped: ``terminated`` once SIGTERM arrived (nobody to ask)."""
+
+    terminated: bool = False
+
+
 @contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """While running, SIGTERM unwinds like Ctrl-C, so JupyterLab and the platform stop too."""
+def _sigterm_as_ctrl_c() -> Iterator[_Stop]:
+    """While running, SIGTERM unwinds like Ctrl-C, so the server and the platform stop too."""
+    stop = _Stop()
 
     def interrupt(signum: int, frame: Any) -> None:
+        stop.terminated = True
         raise KeyboardInterrupt
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield stop
         return
     try:
-        yield
+        yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -144,10 +271,19 @@ def example_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(found, key=lambda p: (p.name != FIRST_NOTEBOOK, p.name))
 
 
-def copy_examples(dest: Path) -> list[Path]:
-    """Copy the example notebooks into ``dest`` (writable) and return the copies."""
+def copy_examples(dest: Path, *, overwrite: bool = True) -> list[Path]:
+    """Copy the example notebooks into ``dest`` (writable) and return the copies made.
+
+    With ``overwrite=False`` a file already in ``dest`` is left as it is (and not returned):
+    the person may have changed it.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    return [Path(shutil.copy2(src, dest / src.name)) for src in example_notebooks()]
+    copies = []
+    for src in example_notebooks():
+        target = dest / src.name
+        if overwrite or not target.exists():
+            copies.append(Path(shutil.copy2(src, target)))
+    return copies
 
 
 def platform_env(url: str, token: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -157,11 +293,52 @@ def platform_env(url: str, token: str, base: Mapping[str, str] | None = None) ->
     return env
 
 
-# -- JupyterLab -----------------------------------------------------------------------------
+# -- what the person made -------------------------------------------------------------------
 
 
-class JupyterLab:
-    """A JupyterLab server on 127.0.0.1 in a subprocess, isolated from the user's settings.
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative POSIX path) with a digest of its content.
+
+    Jupyter's own copies (``.ipynb_checkpoints`` and the like) are left out: they are not
+    the person's work. Compare two snapshots with :func:`changed_files`.
+
+    Example:
+        >>> before = snapshot(root)
+        >>> (root / "mine.ipynb").write_text("{}")
+        >>> changed_files(root, before)
+        ['mine.ipynb']
+    """
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if _NOT_WORK.intersection(relative.parts) or not path.is_file():
+            continue
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        except OSError:  # unreadable: counted as changed (never delete what we cannot check)
+            files[relative.as_posix()] = _UNREADABLE
+            continue
+        files[relative.as_posix()] = digest.hexdigest()
+    return files
+
+
+def changed_files(folder: Path, before: Mapping[str, str]) -> list[str]:
+    """The files under ``folder`` added or changed since the snapshot ``before``, sorted."""
+    now = snapshot(folder)
+    return [
+        name for name, digest in now.items() if digest == _UNREADABLE or before.get(name) != digest
+    ]
+
+
+# -- Jupyter servers ------------------------------------------------------------------------
+
+
+class JupyterServer:
+    """A Jupyter front end (``jupyter <app>``) on 127.0.0.1 in a subprocess, isolated from
+    the user's settings. Use :class:`JupyterLab` or :class:`JupyterNotebook`.
 
     Its configuration lives in a temporary folder: ``allow_root`` when running as root, a
     random token, no news feed and no update check (no toasts over the page), and its own
@@ -171,8 +348,15 @@ class JupyterLab:
 
     Example:
         >>> with JupyterLab(root_dir, env=platform_env(url, token)) as lab:
-        ...     print(lab.url("lab/tree/quickstart.ipynb"))
+        ...     print(lab.url(lab.document_path("quickstart.ipynb")))
     """
+
+    #: the ``jupyter`` subcommand that starts this front end
+    app: ClassVar[str] = "lab"
+    #: what a person calls it, in messages
+    title: ClassVar[str] = "JupyterLab"
+    #: the page :meth:`url` opens by default (the front end's file browser)
+    home_path: ClassVar[str] = "lab"
 
     def __init__(
         self,
@@ -200,21 +384,28 @@ class JupyterLab:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def url(self, path: str = "lab", *, with_token: bool = True) -> str:
-        """An address on the server; with the token as a query parameter by default."""
-        url = self.base_url + path.lstrip("/")
+    def url(self, path: str | None = None, *, with_token: bool = True) -> str:
+        """An address on the server (default: its home page); with the token by default."""
+        url = self.base_url + (self.home_path if path is None else path).lstrip("/")
         if with_token:
             url += ("&" if "?" in url else "?") + "token=" + self.token
         return url
 
-    def start(self, timeout: float = 60.0) -> JupyterLab:
-        self._tmp = tempfile.TemporaryDirectory(prefix="canfar-widgets-lab-")
+    def document_path(self, name: str) -> str:
+        """The path (for :meth:`url`) that opens file ``name`` of the root folder."""
+        return f"lab/tree/{quote(name)}"
+
+    def start(self: _Server, timeout: float = 60.0) -> _Server:
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"canfar-widgets-{self.app}-")
         home = Path(self._tmp.name)
         config = self._write_config(home)
-        log_path = self._log_path or home / "jupyterlab.log"
+        log_path = self._log_path or home / f"jupyter{self.app}.log"
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [
-            sys.executable, "-m", "jupyter", "lab",
+            sys.executable,
+            "-m",
+            "jupyter",
+            self.app,
             f"--config={config}",
             "--no-browser",
             "--ServerApp.ip=127.0.0.1",
@@ -224,8 +415,14 @@ class JupyterLab:
         ]
         # Its own session: Ctrl-C in the terminal reaches only us, and we stop it with
         # SIGTERM (a SIGINT would make jupyter_server ask "Shutdown this server?").
-        self._proc = subprocess.Popen(cmd, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self._proc = subprocess.Popen(
+            cmd,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             self._wait_ready(timeout, log_path)
         except BaseException:
@@ -247,8 +444,12 @@ class JupyterLab:
             "c.LabApp.news_url = None",
             "c.LabApp.check_for_updates_class = "
             "'jupyterlab.handlers.announcements.NeverCheckForUpdate'",
+            # Both front ends read the same folders: JupyterLab's LabApp and Notebook 7's
+            # JupyterNotebookApp each have their own copy of these settings.
             f"c.LabApp.user_settings_dir = {str(settings)!r}",
             f"c.LabApp.workspaces_dir = {str(home / 'workspaces')!r}",
+            f"c.JupyterNotebookApp.user_settings_dir = {str(settings)!r}",
+            f"c.JupyterNotebookApp.workspaces_dir = {str(home / 'workspaces')!r}",
             "c.ServerApp.open_browser = False",
             # In this 0700 folder, not in argv (ps shows argv to every user) nor in the
             # environment (the kernels inherit it).
@@ -259,6 +460,16 @@ class JupyterLab:
         config.write_text("\n".join(lines) + "\n")
         return config
 
+    @property
+    def settings_dir(self) -> Path:
+        """The server's own user-settings folder (``@jupyterlab/...`` settings files).
+
+        Only while it runs; a test can write a setting there before opening a page.
+        """
+        if self._tmp is None:
+            raise RuntimeError(f"{self.title} is not running")
+        return Path(self._tmp.name) / "user-settings"
+
     def _wait_ready(self, timeout: float, log_path: Path) -> None:
         deadline = time.monotonic() + timeout
         status = self.url("api/status")
@@ -266,7 +477,7 @@ class JupyterLab:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 raise RuntimeError(
-                    f"JupyterLab exited with code {self._proc.returncode} while starting:\n"
+                    f"{self.title} exited with code {self._proc.returncode} while starting:\n"
                     + _tail(log_path)
                 )
             try:
@@ -276,7 +487,9 @@ class JupyterLab:
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not start in {timeout:.0f}s:\n" + _tail(log_path))
+                raise TimeoutError(
+                    f"{self.title} did not start in {timeout:.0f}s:\n" + _tail(log_path)
+                )
             time.sleep(0.2)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -296,16 +509,43 @@ class JupyterLab:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> JupyterLab:
-        return self.start()
+    def __enter__(self: _Server) -> _Server:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
+class JupyterLab(JupyterServer):
+    """JupyterLab 4 (``jupyter lab``): notebooks open at ``lab/tree/<path>``.
+
+    Example:
+        >>> with JupyterLab(root_dir, env=platform_env(url, token)) as lab:
+        ...     print(lab.url("lab/tree/quickstart.ipynb"))
+    """
+
+
+class JupyterNotebook(JupyterServer):
+    """Notebook 7 (``jupyter notebook``): the file browser at ``tree``, notebooks at
+    ``notebooks/<path>``, one document per browser tab.
+
+    Example:
+        >>> with JupyterNotebook(root_dir, env=platform_env(url, token)) as nb:
+        ...     print(nb.url(nb.document_path("quickstart.ipynb")))
+    """
+
+    app = "notebook"
+    title = "Notebook 7"
+    home_path = "tree"
+
+    def document_path(self, name: str) -> str:
+        return f"notebooks/{quote(name)}"
+
+
 def free_port(preferred: int | None = None) -> int:
     """``preferred`` if it can be bound on 127.0.0.1, else a free port chosen by the OS."""
-    for port in ((preferred, 0) if preferred else (0,)):
+    for port in (preferred, 0) if preferred else (0,):
         with socket.socket() as sock:
             # As servers bind (tornado does): a port in TIME_WAIT counts as free.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -324,29 +564,121 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _serve_lab(env: dict[str, str], *, port: int | None, open_browser: bool) -> int:
+@dataclass
+class _Served:
+    """The folder the server serves, the document to open first, and what to say about it."""
+
+    root: Path
+    first: str | None
+    about: str
+
+
+@contextlib.contextmanager
+def _demo_folder(folder: Path | None, examples: bool, stop: _Stop) -> Iterator[_Served]:
+    """The person's folder as it is, or a temporary copy of the examples.
+
+    The copy is deleted afterwards only if nothing in it was added or changed (see
+    :func:`_keep_or_delete`); the person's folder is never deleted.
+    """
+    if folder is not None:
+        first = _add_examples(folder) if examples else None
+        yield _Served(folder, first, "your folder; nothing is deleted when the demo stops")
+        return
+    root = Path(tempfile.mkdtemp(prefix="canfar-widgets-demo-"))
+    try:
+        copy_examples(root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    before = snapshot(root)
+    try:
+        yield _Served(
+            root,
+            FIRST_NOTEBOOK,
+            "a temporary copy; anything you add or change is kept when the demo stops",
+        )
+    finally:
+        _keep_or_delete(root, before, may_ask=not stop.terminated)
+
+
+def _add_examples(folder: Path) -> str:
+    """Copy the examples into ``folder``'s subfolder, never over a file; the one to open."""
+    dest = folder / EXAMPLES_SUBFOLDER
+    copied = {p.name for p in copy_examples(dest, overwrite=False)}
+    for src in example_notebooks():
+        if src.name not in copied and (dest / src.name).read_bytes() != src.read_bytes():
+            print(f"left your {dest / src.name} as it is (not replaced by the example)", flush=True)
+    return f"{EXAMPLES_SUBFOLDER}/{FIRST_NOTEBOOK}"
+
+
+def _serve(
+    server_class: type[JupyterServer],
+    env: dict[str, str],
+    served: _Served,
+    *,
+    port: int | None,
+    open_browser: bool,
+) -> int:
     if port and free_port(port) != port:
         print(f"port {port} on 127.0.0.1 is in use; pick another with --port", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="canfar-widgets-demo-") as tmp:
-        root = Path(tmp)
-        copy_examples(root)
-        lab = JupyterLab(root, port=port or free_port(8888), env=env)
-        print("starting JupyterLab...", flush=True)
-        with lab:
-            url = lab.url(f"lab/tree/{FIRST_NOTEBOOK}")
-            print(f"\nJupyterLab: {url}\nnotebooks:  {root} (a copy, deleted when the demo stops)"
-                  "\n\nPress Ctrl-C to stop.", flush=True)
-            if open_browser:
-                webbrowser.open(url)
+    server = server_class(served.root, port=port or free_port(8888), env=env)
+    print(f"starting {server.title}...", flush=True)
+    with server:
+        url = server.url(server.document_path(served.first) if served.first else None)
+        print(
+            f"\n{server.title}: {url}\nnotebooks:  {served.root} ({served.about})"
+            "\n\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        if open_browser:
+            webbrowser.open(url)
+        try:
+            while server.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+            return 0
+        print(f"{server.title} exited unexpectedly", file=sys.stderr)
+        return 1
+
+
+def _keep_or_delete(root: Path, before: Mapping[str, str], *, may_ask: bool) -> None:
+    """Delete the temporary copy unless the person made something there.
+
+    What they added or changed is kept (the whole folder, so notebooks keep their
+    neighbours), and where it is printed. With a terminal attached they are asked first;
+    no answer (end of input, Ctrl-C, SIGTERM) keeps it. Never blocks without a terminal.
+    """
+    made = changed_files(root, before) if root.exists() else []
+    if not made:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    shown = ", ".join(made[:5]) + (f" and {len(made) - 5} more" if len(made) > 5 else "")
+    files = "1 file" if len(made) == 1 else f"{len(made)} files"
+    print(f"\nyou added or changed {files} in {root}: {shown}", flush=True)
+    if may_ask and _has_terminal():
+        try:
+            answer = input("Keep them? [Y/n] ").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+            print(flush=True)
+        if answer in ("n", "no"):
             try:
-                while lab.running:
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                print("\nstopping...", flush=True)
-                return 0
-            print("JupyterLab exited unexpectedly", file=sys.stderr)
-            return 1
+                shutil.rmtree(root)
+            except OSError as exc:
+                print(f"could not delete all of {root}: {exc}", file=sys.stderr, flush=True)
+            else:
+                print(f"deleted {root}", flush=True)
+            return
+    print(f"kept {root}\n(serve it again with: canfar-widgets demo {root})", flush=True)
+
+
+def _has_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
 
 
 # -- headless execution ---------------------------------------------------------------------
@@ -411,8 +743,10 @@ def _execute_examples(env: dict[str, str]) -> int:
         for path in copy_examples(Path(tmp)):
             result = execute_notebook(path, env)
             results.append(result)
-            print(f"{result.name:<28} {'ok' if result.ok else 'FAILED':<7} {result.seconds:6.1f}s",
-                  flush=True)
+            print(
+                f"{result.name:<28} {'ok' if result.ok else 'FAILED':<7} {result.seconds:6.1f}s",
+                flush=True,
+            )
             if result.error:
                 print("    " + result.error.replace("\n", "\n    "), flush=True)
     passed = sum(result.ok for result in results)

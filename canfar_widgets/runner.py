@@ -8,7 +8,11 @@ loop that this module owns, and callers marshal work into it:
 
 - ``run(coro)`` from sync code anywhere: a script, IPython, a Jupyter cell, inside a
   user's ``asyncio.run``; it waits in short slices so Ctrl-C or a kernel interrupt
-  cancels the work, and refuses to run on the runner's own thread (it would deadlock);
+  cancels the work, and refuses to run on the runner's own thread (it would deadlock).
+  In a Jupyter kernel's main thread a wait that lasts serves the kernel's pending widget
+  messages between slices (:mod:`canfar_widgets.kernel_pump`), so buttons keep working
+  while a cell blocks; an interrupted wait that said where it stood
+  (:func:`explain_interrupt`) raises :class:`WaitInterrupted`, shown as one line;
 - ``await arun(coro)`` from async code on any loop; cancelling the await cancels the work;
 - ``spawn(coro)`` for background work (widget polling): keeps a strong reference to the
   task and routes its exception to a callback instead of losing it.
@@ -30,20 +34,88 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["Runner", "allow_nested_asyncio", "get_runner"]
+from canfar_widgets import kernel_pump
+
+__all__ = ["Runner", "WaitInterrupted", "allow_nested_asyncio", "explain_interrupt", "get_runner"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # How often a blocked run() wakes up so that KeyboardInterrupt is delivered promptly.
 _WAIT_SLICE = 0.1
+# A run() that has waited this long starts serving a Jupyter kernel's widget messages; most
+# calls (one request) end sooner and never touch the kernel.
+_PUMP_AFTER = 0.25
+
+
+class WaitInterrupted(KeyboardInterrupt):
+    """A blocking call was interrupted (Ctrl-C, the kernel's stop button); ``str()`` says where it stood.
+
+    A ``KeyboardInterrupt``, so ``except KeyboardInterrupt`` still catches it. Raised
+    ``from None`` by :meth:`Runner.run`, and IPython and Jupyter show only its one line
+    (through ``_render_traceback_``, IPython's hook for exceptions that format themselves)
+    instead of a traceback through the runner's internals.
+
+    Example:
+        >>> try:
+        ...     session.wait(ids, until="finished")   # the user presses stop
+        ... except WaitInterrupted as stop:
+        ...     print(stop)
+        Interrupted: 0 of 2 finished; the sessions keep running.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+class _InterruptNote:
+    """What an interrupted run() should say; set by :func:`explain_interrupt` on the runner."""
+
+    __slots__ = ("describe",)
+
+    def __init__(self) -> None:
+        self.describe: Callable[[], str] | None = None
+
+
+_interrupt_note: contextvars.ContextVar[_InterruptNote | None] = contextvars.ContextVar(
+    "canfar_widgets_interrupt_note", default=None
+)
+
+
+@contextlib.contextmanager
+def explain_interrupt(describe: Callable[[], str]) -> Iterator[None]:
+    """While active, an interrupt of the ``run()`` awaiting this code says ``describe()``.
+
+    For coroutines that wait a long time on behalf of a sync caller (``Session.wait``):
+    the caller's Ctrl-C then raises :class:`WaitInterrupted` with that one line instead of
+    a bare ``KeyboardInterrupt``. ``describe`` is called on the caller's thread at the
+    moment of the interrupt, so it should only read state (say, counts). Does nothing when
+    the code was not started by :meth:`Runner.run` (``await`` from another loop, ``spawn``).
+
+    Example:
+        >>> async def _wait(self, keys):
+        ...     done = {}
+        ...     with explain_interrupt(lambda: f"Interrupted: {len(done)} of {len(keys)} finished."):
+        ...         ...  # poll until every key is in done
+    """
+    note = _interrupt_note.get()
+    if note is None:
+        yield
+        return
+    previous, note.describe = note.describe, describe
+    try:
+        yield
+    finally:
+        note.describe = previous
 
 
 class Runner:
@@ -59,8 +131,11 @@ class Runner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The futures spawn() handed out and not yet resolved (cancelled in a forked child).
+        self._results: set[concurrent.futures.Future[Any]] = set()
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._closed = False
+        _runners.add(self)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -104,6 +179,34 @@ class Runner:
     def in_runner_thread(self) -> bool:
         """True when called from the runner's own thread."""
         return self._thread is not None and threading.current_thread() is self._thread
+
+    def _restart_after_fork(self) -> None:
+        """In a forked child: forget the parent's loop and thread; the next use starts afresh.
+
+        Only the thread that called fork() survives it, so the loop thread is gone while
+        everything still points at it: a lock it held stays held, and futures of its tasks
+        never resolve. The runner object stays the same (widgets and pollers keep a
+        reference to it); its state is what is renewed.
+        """
+        self._lock = threading.Lock()
+        loop, self._loop, self._thread = self._loop, None, None
+        if loop is not None:
+            # Never closed or collected here: its selector and self-pipe are the parent's too.
+            _parent_loops.append(loop)
+        self._tasks = set()
+        results, self._results = self._results, set()
+        # Those tasks died with the loop thread: say so, so that their owners (a poller that
+        # checks whether its loop still runs, a launch waiting to finish) start over.
+        for result in results:
+            # A future whose lock the dead thread held (it was resolving it at the instant of
+            # the fork) would block this hook, and so the child, forever: leave that one be.
+            condition = getattr(result, "_condition", None)
+            if condition is not None and not condition.acquire(blocking=False):
+                continue
+            if condition is not None:
+                condition.release()
+            with contextlib.suppress(Exception):
+                result.cancel()
 
     def on_shutdown(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         """Register an async cleanup (say, closing an httpx client) run at shutdown."""
@@ -153,11 +256,57 @@ class Runner:
     # -- entry points --------------------------------------------------------------------
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the runner loop; returns a thread-safe future."""
+        """Schedule ``coro`` on the runner loop; returns a thread-safe future.
+
+        Cancelling the future cancels the task (or, if it has not started, closes ``coro``).
+        """
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+            self._schedule(coro, future)
         except BaseException:
-            coro.close()  # never leave a "coroutine was never awaited" warning behind
+            # Ctrl-C may land after the work was queued but before it returned: cancel it
+            # rather than let it run on unseen (a create would then go unreported).
+            future.cancel()
+            raise
+        return future
+
+    def _schedule(self, coro: Coroutine[Any, Any, T], future: concurrent.futures.Future[T]) -> None:
+        """Start ``coro`` on the loop and mirror it into ``future`` (which is made first, so a
+        caller interrupted while this runs still holds something to cancel)."""
+        try:
+            loop = self.loop
+        except BaseException:
+            coro.close()  # shut down: it will never run
+            raise
+
+        def start() -> None:
+            if future.cancelled():
+                coro.close()  # never started: no "coroutine was never awaited" warning
+                return
+            task = loop.create_task(coro)
+
+            def settle(done: asyncio.Task[T]) -> None:
+                if done.cancelled():
+                    future.cancel()
+                    return
+                with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled
+                    if (error := done.exception()) is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(done.result())
+
+            def cancel_task(mirror: concurrent.futures.Future[T]) -> None:
+                if mirror.cancelled() and not task.done():
+                    with contextlib.suppress(RuntimeError):  # the loop is closed
+                        loop.call_soon_threadsafe(task.cancel)
+
+            task.add_done_callback(settle)
+            future.add_done_callback(cancel_task)
+
+        try:
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:
+            coro.close()  # the loop is closed: it will never run
             raise
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -176,9 +325,20 @@ class Runner:
                 "Runner.run() was called on the runner's own thread and would deadlock; "
                 "use `await` there instead"
             )
-        future = self.submit(coro)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # The task runs in a copy of this context (call_soon_threadsafe copies it), so the
+        # note set here is the one explain_interrupt() finds inside the coroutine.
+        note = _InterruptNote()
+        context = contextvars.copy_context()
+        context.run(_interrupt_note.set, note)
+        # Made before the work is queued, so a Ctrl-C landing while it is being queued still
+        # has something to cancel (the work may already be running on the loop by then).
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        pump: kernel_pump.KernelPump | None = None
+        pump_at: float | None = started + _PUMP_AFTER
         try:
+            context.run(self._schedule, coro, future)
             while True:
                 remaining = _WAIT_SLICE
                 if deadline is not None:
@@ -189,8 +349,22 @@ class Runner:
                 concurrent.futures.wait((future,), timeout=remaining)
                 if future.done():
                     return future.result()
-                if deadline is not None and time.monotonic() >= deadline:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
                     raise TimeoutError(f"gave up after {timeout} s")
+                if pump_at is not None and now >= pump_at:
+                    pump_at = None  # looked up once per call: None outside a kernel's main thread
+                    pump = kernel_pump.pump_for_this_thread()
+                if pump is not None:
+                    pump.serve()  # widget clicks while this cell blocks
+        except KeyboardInterrupt:
+            # Described before cancelling: the cancellation unwinds the coroutine's
+            # explain_interrupt() on the loop thread, which may clear the note at once.
+            message = _describe_interrupt(note)
+            future.cancel()
+            if message is None:
+                raise
+            raise WaitInterrupted(message) from None
         except BaseException:
             future.cancel()
             raise
@@ -220,6 +394,8 @@ class Runner:
         the runner thread) or, without one, to the log at ERROR. Never silently lost.
         """
         result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._results.add(result)
+        result.add_done_callback(self._results.discard)
 
         def _done(task: asyncio.Task[T]) -> None:
             self._tasks.discard(task)
@@ -259,7 +435,8 @@ class Runner:
             # Cancelling the returned future cancels the task. The callback runs in whichever
             # thread cancelled the future, and Task.cancel() is not thread-safe.
             def _cancel_task(f: concurrent.futures.Future[T]) -> None:
-                if f.cancelled() and not task.done():
+                # (Not for a loop left behind by fork(): nothing runs it in this process.)
+                if f.cancelled() and not task.done() and self._loop is loop:
                     with contextlib.suppress(RuntimeError):  # loop already closed
                         loop.call_soon_threadsafe(task.cancel)
 
@@ -282,8 +459,23 @@ class Runner:
         return len(self._tasks)
 
 
+def _describe_interrupt(note: _InterruptNote) -> str | None:
+    describe = note.describe
+    if describe is None:
+        return None
+    try:
+        return str(describe())
+    except Exception:  # a broken description must not hide the interrupt itself
+        log.debug("interrupt description failed", exc_info=True)
+        return None
+
+
 _shared: Runner | None = None
 _shared_lock = threading.Lock()
+# Every runner of this process, so that a fork can restart each one in the child.
+_runners: weakref.WeakSet[Runner] = weakref.WeakSet()
+# Loops a fork left behind in this (child) process; see Runner._restart_after_fork.
+_parent_loops: list[asyncio.AbstractEventLoop] = []
 
 
 def get_runner() -> Runner:
@@ -304,10 +496,12 @@ def _shutdown_shared() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # The loop thread does not survive fork(); start afresh in the child.
-    global _shared, _shared_lock
-    _shared = None
+    # The loop thread does not survive fork(): every runner starts afresh in the child,
+    # in place, so that objects built before the fork (sessions, widgets) keep working.
+    global _shared_lock
     _shared_lock = threading.Lock()
+    for runner in list(_runners):
+        runner._restart_after_fork()
 
 
 atexit.register(_shutdown_shared)
@@ -346,9 +540,11 @@ def allow_nested_asyncio() -> None:
             "(only stock asyncio loops can be nested; uvloop cannot)"
         )
     if getattr(asyncio, "_nest_patched", False) and not getattr(loop, "_nest_patched", False):
-        raise RuntimeError("the archived nest_asyncio has already patched asyncio; not mixing the two")
+        raise RuntimeError(
+            "the archived nest_asyncio has already patched asyncio; not mixing the two"
+        )
     try:
-        import nest_asyncio2  # type: ignore[import-not-found]
+        import nest_asyncio2
     except ImportError as err:
         raise ImportError(
             'allow_nested_asyncio() needs nest-asyncio2: pip install "canfar-widgets[nested]"'

@@ -14,11 +14,20 @@ Where things run:
 - What is shown to the user (``verbose=True`` text, ``connect()`` links, browser tabs,
   warnings) happens in the caller's thread, so Jupyter puts it under the right cell.
 
-Failure policy (``errors=``, per client and per call, default ``"ignore"``): a failed item is
-left out (``info``, ``create``) or reported as ``False`` (``destroy``, ``renew``) and logged at
-WARNING with its id and error class/status only; ``"raise"`` raises the typed error of the
-first failed item (in input order) after every request has finished. ``fetch`` and
-``stats`` always raise. A create POST is never retried.
+Failure policy (``errors=``, per client, per call or ``CANFAR_ERRORS``, default ``"ignore"``):
+a failed item is left out (``info``, ``create``) or reported as ``False`` (``destroy``,
+``renew``), with one ``SessionWarning`` per call at the caller's line (not a WARNING log
+record: the last-resort handler would print it in red under a notebook cell) and an INFO
+log record per id with its error class/status only; a create that
+launched fewer sessions than asked also warns. ``"raise"`` raises
+:class:`~canfar_widgets.errors.SessionRequestError` (as ``canfar``) once every request has
+finished; it is also an instance of the first failure's class (``NotFound``...).
+``fetch`` and ``stats`` always raise.
+
+Safe create: a create POST is sent again only when it provably never reached the platform.
+When its answer is lost after it may have arrived (a timeout, a reset, an interrupt, a 502/504
+from a proxy, a 200 that is not a session id), the session is looked for by its exact name
+instead (see :meth:`AsyncSession.launch_replicas`); never launched twice.
 
 Example:
     >>> from canfar_widgets import Session
@@ -34,34 +43,59 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
 import re
 import sys
+import time
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
 
-from canfar_widgets.errors import APIError
-from canfar_widgets.runner import get_runner
-from canfar_widgets.wire import Wire, create_form
+from canfar_widgets import launches
+from canfar_widgets.errors import (
+    AnswerLost,
+    APIError,
+    LaunchWarning,
+    NotFound,
+    SessionWarning,
+    UnexpectedAnswer,
+    add_note,
+    session_request_error,
+)
+from canfar_widgets.reconcile import SESSION_ID, Reconcile, clock_offset, match_lost
+from canfar_widgets.runner import explain_interrupt, get_runner
+from canfar_widgets.wire import NOT_SENT_ERRORS, Wire, create_form
 
-# canfar_widgets.config and .models (and with them pydantic, ssl contexts, PyYAML) load on
+# canfar_widgets.settings and .models (and with them pydantic, ssl contexts, PyYAML) load on
 # first use, not at import: they are ~40% of this module's import time, and a process that
 # only imports it (a CLI's --help, a batch job's setup) need not pay for them.
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
     from types import TracebackType
     from typing import Concatenate, ParamSpec
 
     from typing_extensions import Self
 
-    from canfar_widgets.config import ClientSettings
+    from canfar_widgets.keep_alive import KeepAlive
     from canfar_widgets.models import ContainerRegistry, Context, CreateRequest, Image, Kind, Status
+    from canfar_widgets.settings import ClientSettings
 
     P = ParamSpec("P")
 
-__all__ = ["AsyncSession", "Errors", "Session", "connection_url"]
+__all__ = [
+    "LOG_LIMIT",
+    "AsyncSession",
+    "Errors",
+    "LaunchOutcome",
+    "Reconcile",
+    "Session",
+    "SessionRef",
+    "connection_url",
+]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -75,6 +109,48 @@ _REGEX_META = frozenset(".^$*+?{}[]()|")
 # wait(): statuses after which a session will not change any more.
 _FINISHED = ("Completed", "Failed")
 
+#: logs(): the most text kept per session, 16 MiB. Past it the head is kept and
+#: ``TRUNCATED_MARK`` is appended; ``logs(..., tail=n)`` keeps the last ``n`` lines instead.
+LOG_LIMIT = 16 * 2**20
+TRUNCATED_MARK = (
+    "\n[canfar-widgets: the {what} is longer than {limit}; only its beginning is shown. "
+    "logs(ids, tail=N) gives its last N lines]\n"
+)
+
+#: What may stand for a session: its id, or its record (a dict with ``"id"``, a SessionRecord).
+SessionRef = Any
+
+# A create POST answered with this may still have been acted on (a gateway gave up waiting
+# for the platform's answer): look for the session rather than call it failed. A 502 (the
+# gateway could not reach or read the platform) and a 503 are reported as failures.
+_MAYBE_DONE_STATUSES = frozenset({504})
+# Sessions this process created, most recent last: never mistaken for a lost one's twin.
+_CREATED_MEMORY = 10_000
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """What became of one replica's create POST (see :meth:`AsyncSession.launch_replicas`).
+
+    Attributes:
+        replica: the replica number (1-based), as in ``REPLICA_ID``.
+        id: the new session's id, or None when it was not created (or is not known).
+        error: why not, when ``id`` is None.
+        unknown: the platform may have acted although no id came back (the answer was lost
+            and no session of that name was found): ``error`` is an ``AnswerLost``. Do not
+            launch it again before looking (``fetch()``).
+        reconciled: the answer was lost, but the session was found by its name: ``id`` is it.
+        name: the session name this replica asked for (``name-<replica>`` when total > 1).
+    """
+
+    replica: int
+    id: str | None
+    error: BaseException | None = None
+    unknown: bool = False
+    reconciled: bool = False
+    name: str | None = None
+
+
 _BOLD_CYAN = "\x1b[1;36m"
 _RESET = "\x1b[0m"
 
@@ -85,6 +161,53 @@ def connection_url(session: dict[str, Any]) -> str | None:
     if session.get("status") != "Running" or not isinstance(value, str):
         return None
     return value or None
+
+
+# Keywords the seed documentation's examples use for ``ids`` (``info(id=...)``,
+# ``logs(session_id=...)``): accepted with a DeprecationWarning naming ``ids``.
+_OLD_ID_KEYWORDS = ("id", "session_id")
+
+
+def _renamed_ids(
+    method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any], stacklevel: int
+) -> dict[str, Any]:
+    """``kwargs`` with ``id=``/``session_id=`` renamed to ``ids=`` (warning once per call)."""
+    old = [key for key in _OLD_ID_KEYWORDS if key in kwargs]
+    if not old:
+        return kwargs
+    if len(old) > 1 or "ids" in kwargs or args:
+        given = ", ".join(f"{key}=" for key in old)
+        raise TypeError(
+            f"{method_name}() got the sessions twice ({given} and ids): pass them once, as ids="
+        )
+    warnings.warn(
+        f"{method_name}({old[0]}=...) is deprecated: the parameter is named ids "
+        f"(write {method_name}(ids=...) or pass them first)",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    renamed = dict(kwargs)
+    renamed["ids"] = renamed.pop(old[0])
+    return renamed
+
+
+def _old_id_keywords(
+    method: Callable[..., Coroutine[Any, Any, R]],
+) -> Callable[..., Coroutine[Any, Any, R]]:
+    """Accept ``id=``/``session_id=`` for ``ids`` (deprecated), keeping ``method``'s signature.
+
+    The rename happens where the coroutine is awaited (the caller's thread); the sync
+    facade applies it itself before handing the call to the runner (see :func:`_sync`).
+    """
+
+    @functools.wraps(method)
+    async def accepting(self: Any, *args: Any, **kwargs: Any) -> R:
+        return await method(
+            self, *args, **_renamed_ids(method.__name__, args, kwargs, stacklevel=3)
+        )
+
+    accepting._renames_ids = True  # type: ignore[attr-defined]
+    return accepting
 
 
 class _Client:
@@ -107,7 +230,7 @@ class _Client:
         transport: httpx.AsyncBaseTransport | httpx.BaseTransport | None = None,
         **unknown: Any,
     ) -> None:
-        from canfar_widgets.config import resolve_settings
+        from canfar_widgets.settings import resolve_settings
 
         settings = resolve_settings(
             url=url,
@@ -140,6 +263,17 @@ class _Client:
     @errors.setter
     def errors(self, value: Errors) -> None:
         self._shared.errors = _check_policy(value)
+
+    @property
+    def reconcile(self) -> Reconcile:
+        """How a create whose answer was lost is looked for by name (see :class:`Reconcile`)."""
+        return self._shared.reconcile
+
+    @reconcile.setter
+    def reconcile(self, value: Reconcile) -> None:
+        if not isinstance(value, Reconcile):
+            raise TypeError(f"reconcile must be a Reconcile, not {type(value).__name__}")
+        self._shared.reconcile = value
 
     @property
     def url(self) -> str:
@@ -196,12 +330,25 @@ class _Client:
 class _Shared:
     """The state a ``Session`` and the ``AsyncSession`` inside it have in common."""
 
-    __slots__ = ("errors", "settings", "wire")
+    __slots__ = ("_created", "errors", "reconcile", "settings", "wire")
 
     def __init__(self, settings: ClientSettings, wire: Wire) -> None:
         self.settings = settings
         self.wire = wire
         self.errors: Errors = _check_policy(settings.errors)
+        self.reconcile = Reconcile()
+        self._created: dict[str, None] = {}  # insertion-ordered set, oldest first
+
+    @property
+    def created(self) -> set[str]:
+        """Ids of sessions this client created (the last ``_CREATED_MEMORY``)."""
+        return set(self._created)
+
+    def remember(self, ids: Iterable[str]) -> None:
+        for key in ids:
+            self._created[key] = None
+        while len(self._created) > _CREATED_MEMORY:
+            del self._created[next(iter(self._created))]
 
 
 class AsyncSession(_Client):
@@ -230,21 +377,30 @@ class AsyncSession(_Client):
     # -- listing ----------------------------------------------------------------------------
 
     async def fetch(
-        self, kind: Kind | None = None, status: Status | None = None
+        self,
+        kind: Kind | None = None,
+        status: Status | None = None,
+        *,
+        view: Literal["all", "interactive"] | None = None,
     ) -> list[dict[str, Any]]:
         """List your sessions, optionally filtered by the server (raw JSON records).
 
         ``status="Succeeded"``/``"Error"`` (from older documentation) are sent as the words
-        servers use, ``Completed``/``Failed``. Always raises on failure.
+        servers use, ``Completed``/``Failed``. ``view="interactive"``: only your non-headless
+        sessions (the server then ignores ``kind``); ``view="all"``: every user's sessions,
+        each reduced to ``userid``, ``type``, ``status`` and ``startTime`` (no ``id`` or
+        ``name``). A bad ``kind``/``status``/``view`` raises pydantic's ``ValidationError``
+        naming the allowed values, before any request. Always raises on failure.
 
         Example:
             >>> await session.fetch(kind="headless", status="Completed")
             [{'id': 'q2w8e4r6', 'name': 'batch-1', 'status': 'Completed', ...}]
+            >>> len(await session.fetch(view="all"))     # the whole platform's load
+            212
         """
-        params = _fetch_params(kind, status)
+        params = _fetch_params(kind, status, view)
         response = await self._wire.get("session", params=params)
-        data: list[dict[str, Any]] = response.json()
-        return data
+        return _json_list_of_records(response)
 
     async def stats(self) -> dict[str, Any]:
         """Platform load (``GET session?view=stats``), unchanged from the server. Always raises.
@@ -255,13 +411,20 @@ class AsyncSession(_Client):
             {'requestedCPUCores': 12.5, 'cpuCoresAvailable': 64.0, ...}
         """
         response = await self._wire.get("session", params={"view": "stats"})
-        data: dict[str, Any] = response.json()
+        data = _json(response)
+        if not isinstance(data, dict):
+            raise _unexpected(response, f"expected a JSON object, got {_kind_of(data)}")
         return data
 
-    async def info(self, ids: str | list[str], *, errors: Errors | None = None) -> list[dict[str, Any]]:
+    @_old_id_keywords
+    async def info(
+        self, ids: str | list[str], *, errors: Errors | None = None
+    ) -> list[dict[str, Any]]:
         """Details of sessions ``ids``: the records that could be read, in input order.
 
-        With ``errors="ignore"`` a failed id is left out, so match records by their ``id``.
+        ``ids`` may be one id, a list of ids, or session records (dicts with an ``id``,
+        ``SessionRecord``), e.g. what ``fetch()`` returned. With ``errors="ignore"`` a
+        failed id is left out, so match records by their ``id``.
 
         Example:
             >>> records = await session.info(["k3x9ab2q", "q2w8e4r6"])
@@ -272,31 +435,42 @@ class AsyncSession(_Client):
         policy = self._policy(errors)
         if not keys:
             return []
-        return await get_runner().arun(self._info(keys, policy))
+        return await _reporting(self._info(keys, policy))
 
     async def _info(self, keys: list[str], policy: Errors) -> list[dict[str, Any]]:
         outcomes = await _gather(self._json_record(key) for key in keys)
-        return [record for _, record in _settle("info", keys, outcomes, policy)]
+        good = _settle("info", keys, outcomes, policy, results=lambda g: [r for _, r in g])
+        return [record for _, record in good]
 
     async def _json_record(self, key: str) -> dict[str, Any]:
         response = await self._wire.get(_session_path(key))
-        try:
-            data = response.json()
-        except ValueError:
-            raise _Unexpected(f"session {key}: the answer is not JSON") from None
+        data = _json(response)
         if not isinstance(data, dict):
-            raise _Unexpected(f"session {key} is not a JSON object")
+            raise _unexpected(response, f"expected a JSON object, got {_kind_of(data)}")
         return data
 
+    @_old_id_keywords
     async def logs(
-        self, ids: str | list[str], verbose: bool = False, *, errors: Errors | None = None
+        self,
+        ids: str | list[str],
+        verbose: bool = False,
+        *,
+        errors: Errors | None = None,
+        tail: int | None = None,
     ) -> dict[str, str] | None:
         """Container logs ``{id: text}``; with ``verbose=True`` prints them and returns None.
+
+        ``verbose=True`` prints to stdout (under a ``── Session <id> ──`` header), as the
+        seed documentation says; ``canfar`` 1.5.2 logs it at INFO instead. A log longer
+        than :data:`LOG_LIMIT` (16 MiB) is cut there with a marker line saying so;
+        ``tail=n`` keeps only its last ``n`` lines (the whole log is read, but never held
+        in memory).
 
         Example:
             >>> texts = await session.logs("q2w8e4r6")
             >>> print(texts["q2w8e4r6"])
             Hello, World!
+            >>> await session.logs("q2w8e4r6", tail=20)     # the last 20 lines
             >>> await session.logs(["q2w8e4r6", "k3x9ab2q"], verbose=True)
             ── Session q2w8e4r6 ──
             Hello, World!
@@ -304,12 +478,15 @@ class AsyncSession(_Client):
         """
         keys = _ids(ids)
         policy = self._policy(errors)
-        texts = await get_runner().arun(self._texts("logs", keys, policy)) if keys else []
+        if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
+            raise ValueError(f"tail must be a whole number of lines >= 0, not {tail!r}")
+        texts = await _reporting(self._texts("logs", keys, policy, tail)) if keys else []
         if verbose:
             _present(functools.partial(_print_texts, texts))
             return None
         return dict(texts)
 
+    @_old_id_keywords
     async def events(
         self, ids: str | list[str], verbose: bool = False, *, errors: Errors | None = None
     ) -> list[dict[str, str]] | None:
@@ -324,19 +501,36 @@ class AsyncSession(_Client):
         """
         keys = _ids(ids)
         policy = self._policy(errors)
-        texts = await get_runner().arun(self._texts("events", keys, policy)) if keys else []
+        texts = await _reporting(self._texts("events", keys, policy)) if keys else []
         if verbose:
             _present(functools.partial(_print_texts, texts))
             return None
         return [{key: text} for key, text in texts]
 
-    async def _texts(self, view: str, keys: list[str], policy: Errors) -> list[tuple[str, str]]:
+    async def _texts(
+        self, view: str, keys: list[str], policy: Errors, tail: int | None = None
+    ) -> list[tuple[str, str]]:
         async def one(key: str) -> str:
-            response = await self._wire.get(_session_path(key), params={"view": view})
-            return response.text
+            path, params = _session_path(key), {"view": view}
+            if tail is not None:
+                # Lines are short: 64 KiB a line is room enough, and memory stays bounded.
+                limit = min(LOG_LIMIT, max(1, tail) * 65536)
+                answer = await self._wire.get_text(path, params, limit=limit, tail=True)
+                lines = answer.text.splitlines(keepends=True)
+                return "".join(lines[-tail:]) if tail else ""
+            what = "log" if view == "logs" else "event table"
+            mark = TRUNCATED_MARK.format(what=what, limit=f"{LOG_LIMIT // 2**20} MiB")
+            # The wire appends the mark to a cut text itself: adding it here would copy the
+            # whole 16 MiB once more.
+            answer = await self._wire.get_text(path, params, limit=LOG_LIMIT, mark=mark)
+            return answer.text
 
         outcomes = await _gather(one(key) for key in keys)
-        return _settle(view, keys, outcomes, policy)
+        if view == "logs":
+            shape: Callable[[list[tuple[str, str]]], Any] = dict
+        else:
+            shape = lambda good: [{k: t} for k, t in good]  # noqa: E731
+        return _settle(view, keys, outcomes, policy, results=shape)
 
     # -- lifecycle of sessions ----------------------------------------------------------------
 
@@ -362,9 +556,17 @@ class AsyncSession(_Client):
         ``cores`` and ``ram`` out asks for flexible resources. Each session gets
         ``REPLICA_ID`` (1-based) and ``REPLICA_COUNT`` in its environment, and a ``-<n>``
         name suffix when ``replicas > 1``. Replicas are POSTed concurrently (at most
-        ``concurrency`` at once); a POST is never retried, since that could launch twice.
-        With ``errors="ignore"`` failed replicas are left out (so check the length);
-        ``"raise"`` raises the first failure once every POST has finished. ``registry``
+        ``concurrency`` at once).
+
+        Never launches twice: a POST is sent again only when it provably did not reach the
+        platform (connection refused, connect timeout, 429). When an answer is lost after
+        the request may have arrived, the session is looked for by its exact name: found,
+        it counts as created (logged at INFO); not found, its outcome is *unknown*.
+
+        With ``errors="ignore"`` failed replicas are left out and a ``LaunchWarning`` says
+        how many were launched and why the others were not; ``"raise"`` raises
+        ``SessionRequestError`` (``OutcomeUnknown`` when an outcome is unknown) once every
+        POST has finished, its ``errors`` keyed by replica number. ``registry``
         credentials (for a private image) apply to this call only.
 
         Example:
@@ -375,26 +577,236 @@ class AsyncSession(_Client):
         policy = self._policy(errors)
         request = _create_request(name, image, cores, ram, kind, gpu, cmd, args, env, replicas)
         headers = _registry_headers(registry)
-        return await get_runner().arun(self._create(request, policy, headers))
+        ids, problems = await get_runner().arun(self._create(request, policy, headers))
+        if problems:
+            _present(functools.partial(_warn_launch, problems))
+        return ids
+
+    async def launch_replicas(
+        self,
+        request: CreateRequest,
+        replicas: Sequence[int] | None = None,
+        *,
+        total: int | None = None,
+        registry: ContainerRegistry | None = None,
+    ) -> list[LaunchOutcome]:
+        """Launch some replicas of ``request`` and report each one's outcome; never raises per item.
+
+        Why: a batch re-runs replica 6 of 12 as ``name-6`` with ``REPLICA_ID=6`` and
+        ``REPLICA_COUNT=12``, which ``create()`` cannot express, and it needs to know which
+        replica failed and how. The wire requests are exactly those of ``create()``, with
+        the same safe-create policy: an outcome is ``id`` (created), ``reconciled`` (the
+        answer was lost, the session found by name), ``unknown`` (lost and not found: do
+        not re-launch before looking) or a plain ``error`` (certainly not created).
+        ``replicas`` defaults to ``1..total``; ``total`` to ``request.replicas``.
+
+        Example:
+            >>> request = CreateRequest(name="scan", image="skaha/terminal:1.1.2", cmd="env")
+            >>> [o.id for o in await session.launch_replicas(request, [6], total=12)]
+            ['q2w8e4r6']
+        """
+        count = int(total if total is not None else request.replicas)
+        chosen = list(replicas) if replicas is not None else list(range(1, count + 1))
+        for replica in chosen:
+            if not 1 <= int(replica) <= count:
+                raise ValueError(f"replicas: {replica} is not between 1 and total ({count})")
+        headers = _registry_headers(registry)
+        return await get_runner().arun(self._launch(request, chosen, count, headers))
+
+    async def _launch(
+        self,
+        request: CreateRequest,
+        replicas: Sequence[int],
+        total: int,
+        headers: dict[str, str] | None,
+    ) -> list[LaunchOutcome]:
+        log.debug("creating %d of %d %s session(s)", len(replicas), total, request.kind)
+        began = time.time()
+        forms = {replica: create_form(request, replica, total) for replica in replicas}
+        names = {replica: _form_name(forms[replica]) for replica in replicas}
+        in_flight: set[int] = set()
+
+        async def one(replica: int) -> str:
+            try:
+                response = await self._sent(
+                    forms[replica], headers, on_send=functools.partial(in_flight.add, replica)
+                )
+            except asyncio.CancelledError:
+                raise  # interrupted while sending: stays in flight, its outcome unknown
+            except BaseException:
+                in_flight.discard(replica)
+                raise
+            in_flight.discard(replica)
+            key = response.text.rstrip("\r\n")
+            if not SESSION_ID.match(key):
+                raise _Lost(
+                    "an unexpected answer from the platform: a 200 that is not a session id "
+                    f"({_kind_of_text(key)})"
+                )
+            return key
+
+        try:
+            outcomes = await _gather(one(replica) for replica in replicas)
+        except asyncio.CancelledError:
+            if in_flight:
+                lost = {r: names[r] for r in sorted(in_flight)}
+                log.warning(
+                    "create interrupted while sending %s: the outcome is unknown; looking "
+                    "for them by name in the background",
+                    ", ".join(f"replica {r}/{total} ({n!r})" for r, n in lost.items()),
+                )
+                get_runner().spawn(
+                    self._after_interrupt(request.kind, lost, total, began),
+                    name="canfar-widgets:reconcile-create",
+                )
+            raise
+        created = {o for o in outcomes if isinstance(o, str)}
+        self._shared.remember(created)
+        # Widgets in this process poll fast for a while, so a short job is seen running.
+        launches.announce([o for o in outcomes if isinstance(o, str)])
+        lost = {
+            replica: names[replica]
+            for replica, outcome in zip(replicas, outcomes, strict=True)
+            if isinstance(outcome, _Lost)
+        }
+        found = await self._reconcile(request.kind, lost, began, created) if lost else {}
+        results: list[LaunchOutcome] = []
+        for replica, outcome in zip(replicas, outcomes, strict=True):
+            name = names[replica]
+            if isinstance(outcome, _Lost):
+                if replica in found:
+                    log.info(
+                        "create: the platform's answer for replica %d/%d was lost (%s); "
+                        "found session %s by its name %r",
+                        replica,
+                        total,
+                        outcome.reason,
+                        found[replica],
+                        name,
+                    )
+                    results.append(
+                        LaunchOutcome(replica, found[replica], reconciled=True, name=name)
+                    )
+                else:
+                    error = AnswerLost(replica, total, name, outcome.reason)
+                    error.__cause__ = outcome.__cause__
+                    results.append(LaunchOutcome(replica, None, error, unknown=True, name=name))
+            elif isinstance(outcome, BaseException):
+                results.append(LaunchOutcome(replica, None, outcome, name=name))
+            else:
+                results.append(LaunchOutcome(replica, outcome, name=name))
+        return results
+
+    async def _sent(
+        self,
+        form: list[tuple[str, str]],
+        headers: dict[str, str] | None,
+        on_send: Callable[[], None],
+    ) -> httpx.Response:
+        """One create POST; ``_Lost`` when its answer is lost after it may have arrived."""
+        try:
+            return await self._wire.post("session", form, headers=headers, on_send=on_send)
+        except APIError as err:
+            if err.status_code in _MAYBE_DONE_STATUSES:
+                raise _Lost(f"{type(err).__name__} {err.status_code}") from err
+            raise
+        except NOT_SENT_ERRORS:
+            raise  # retried by the wire already; certainly not created
+        except httpx.TransportError as err:  # timeouts, resets, the overall deadline...
+            raise _Lost(type(err).__name__) from err
+        except UnexpectedAnswer as err:  # a 200 too large to read
+            raise _Lost("an unreadable answer") from err
+
+    async def _reconcile(
+        self, kind: str, lost: Mapping[int, str], began: float, taken: set[str]
+    ) -> dict[int, str]:
+        """Look for the sessions of ``lost`` ({replica: name}) by exact name; {replica: id}.
+
+        Lists the sessions of ``kind`` up to ``self.reconcile.looks`` times with backoff;
+        what counts as the session asked for is :func:`canfar_widgets.reconcile.match_lost`.
+        """
+        from canfar_widgets.models import server_kind
+
+        policy: Reconcile = self.reconcile
+        found: dict[int, str] = {}
+        given_up: set[int] = set()
+        for delay in policy.delays():
+            if delay:
+                await self._wire._sleep(delay)
+            try:
+                response = await self._wire.get("session", params={"type": server_kind(kind)})
+                records = _json_list_of_records(response)
+            except httpx.HTTPError as err:
+                log.info("create: looking for a lost session failed (%s)", _describe(err))
+                continue
+            pending = {r: n for r, n in lost.items() if r not in found and r not in given_up}
+            known = taken | set(found.values()) | self._shared.created
+            earliest = began + clock_offset(response) - policy.margin
+            matched, ambiguous = match_lost(records, pending, known, earliest)
+            found.update(matched)
+            for replica in ambiguous:
+                log.warning(
+                    "create: several new sessions are named %r; cannot tell which one the "
+                    "lost answer was for",
+                    lost[replica],
+                )
+            given_up |= ambiguous
+            if len(found) + len(given_up) == len(lost):
+                break
+        self._shared.remember(found.values())
+        return found
+
+    async def _after_interrupt(
+        self, kind: str, lost: Mapping[int, str], total: int, began: float
+    ) -> None:
+        found = await self._reconcile(kind, lost, began, set())
+        for replica, name in lost.items():
+            if replica in found:
+                log.warning(
+                    "interrupted create: replica %d/%d was created as session %s (%r)",
+                    replica,
+                    total,
+                    found[replica],
+                    name,
+                )
+            else:
+                log.warning(
+                    "interrupted create: no session named %r was found for replica %d/%d; "
+                    "it may still appear: check fetch() before launching it again",
+                    name,
+                    replica,
+                    total,
+                )
 
     async def _create(
         self, request: CreateRequest, policy: Errors, headers: dict[str, str] | None
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
+        """The ids launched, and (``errors="ignore"``) why the others were not."""
         total = int(request.replicas)
-        log.debug("creating %d %s session(s)", total, request.kind)
+        launched = await self._launch(request, range(1, total + 1), total, headers)
+        ids = [o.id for o in launched if o.id is not None]
+        failed = {o.replica: o.error for o in launched if o.error is not None}
+        for error in failed.values():
+            if not isinstance(error, httpx.HTTPError):
+                raise error  # not a failed request (an authentication problem, a bug)
+        if not failed:
+            return ids, []
+        if policy == "raise":
+            raise session_request_error("create", ids, failed)
+        problems: list[str] = []
+        for replica, error in failed.items():
+            log.warning("create failed for replica %d/%d (%s)", replica, total, _describe(error))
+            problems.append(f"replica {replica}/{total}: {_why(error)}")
+        head = f"create launched {len(ids)} of {total} session{'s' if total != 1 else ''} ({request.name!r})"
+        return ids, [head, *problems]
 
-        async def one(replica: int) -> str:
-            form = create_form(request, replica, total)
-            response = await self._wire.post("session", form, headers=headers)
-            return response.text.rstrip("\r\n")
-
-        replicas = list(range(1, total + 1))
-        outcomes = await _gather(one(replica) for replica in replicas)
-        labels = [f"replica {replica}/{total}" for replica in replicas]
-        return [key for _, key in _settle("create", labels, outcomes, policy)]
-
-    async def destroy(self, ids: str | list[str], *, errors: Errors | None = None) -> dict[str, bool]:
+    @_old_id_keywords
+    async def destroy(
+        self, ids: str | list[str], *, errors: Errors | None = None
+    ) -> dict[str, bool]:
         """Delete sessions; ``{id: True}`` for each deleted, ``False`` for each failure.
+
+        ``ids`` may be ids or session records, as in :meth:`info`.
 
         Example:
             >>> await session.destroy(["q2w8e4r6", "k3x9ab2q"])
@@ -404,11 +816,12 @@ class AsyncSession(_Client):
         policy = self._policy(errors)
         if not keys:
             return {}
-        return await get_runner().arun(self._each("destroy", keys, policy, self._delete_one))
+        return await _reporting(self._each("destroy", keys, policy, self._delete_one))
 
     async def _delete_one(self, key: str) -> None:
         await self._wire.delete(_session_path(key))
 
+    @_old_id_keywords
     async def renew(self, ids: str | list[str], *, errors: Errors | None = None) -> dict[str, bool]:
         """Push back the expiry of interactive sessions; ``{id: renewed?}``.
 
@@ -420,7 +833,7 @@ class AsyncSession(_Client):
         policy = self._policy(errors)
         if not keys:
             return {}
-        return await get_runner().arun(self._each("renew", keys, policy, self._renew_one))
+        return await _reporting(self._each("renew", keys, policy, self._renew_one))
 
     async def _renew_one(self, key: str) -> None:
         await self._wire.post(_session_path(key), [("action", "renew")])
@@ -433,49 +846,70 @@ class AsyncSession(_Client):
         call: Callable[[str], Awaitable[None]],
     ) -> dict[str, bool]:
         outcomes = await _gather(call(key) for key in keys)
-        done = {key for key, _ in _settle(operation, keys, outcomes, policy)}
-        return {key: key in done for key in keys}
+
+        def shape(good: list[tuple[str, None]]) -> dict[str, bool]:
+            done = {key for key, _ in good}
+            return {key: key in done for key in keys}
+
+        return shape(_settle(operation, keys, outcomes, policy, results=shape))
 
     async def destroy_with(
         self,
         prefix: str,
+        kind: Kind | None = "headless",
+        status: Status | Sequence[Status] | Literal["any"] | None = "Completed",
         *,
-        kind: Kind = "headless",
-        status: Status = "Completed",
         errors: Errors | None = None,
     ) -> dict[str, bool]:
         """Delete the sessions of ``kind`` and ``status`` whose name matches ``prefix``.
 
         ``prefix`` is a literal name prefix unless it holds a regex character
         (``.^$*+?{}[]()|``); then it is a regular expression searched anywhere in the name.
+        ``status`` may be a list (``["Completed", "Failed"]``: a finished batch in one call);
+        ``status="any"`` means every status, Running included. ``status=None`` is refused:
+        it used to mean "any" silently, which deleted running sessions. ``kind=None``
+        means every kind. ``kind`` and ``status`` may be given by position (as the skaha
+        1.6 documentation writes it) or by keyword (as ``canfar``).
 
         Example:
             >>> await session.destroy_with("batch-")              # literal prefix
             {'q2w8e4r6': True}
+            >>> await session.destroy_with("scan-", "headless", ["Completed", "Failed"])
             >>> await session.destroy_with(r"-\\d+$", status="Failed")   # regex
         """
         pattern = _name_pattern(prefix)
-        _fetch_params(kind, status)  # reject bad literals before any request
+        words: list[Any] = _prune_statuses(status) or [None]  # None: every status
+        for word in words:
+            _fetch_params(kind, word, None)  # reject bad literals before any request
         policy = self._policy(errors)
-        sessions = await self.fetch(kind=kind, status=status)
-        matching = [
-            str(item["id"])
-            for item in sessions
-            if isinstance(item.get("name"), str) and pattern.search(item["name"]) and "id" in item
-        ]
+        listings = await asyncio.gather(*(self.fetch(kind=kind, status=word) for word in words))
+        matching = list(
+            dict.fromkeys(
+                str(item["id"])
+                for sessions in listings
+                for item in sessions
+                if isinstance(item.get("name"), str)
+                and pattern.search(item["name"])
+                and "id" in item
+            )
+        )
         return await self.destroy(matching, errors=policy)
 
+    @_old_id_keywords
     async def connect(self, ids: str | list[str]) -> None:
         """Open Running sessions: clickable links in Jupyter, browser tabs elsewhere.
 
-        A session that is not Running yet gets a warning instead.
+        A session that is not Running yet gets a warning instead. ``ids`` may be the
+        records ``fetch()`` returned, as the seed documentation writes it.
 
         Example:
             >>> await session.connect("k3x9ab2q")
+            >>> await session.connect(await session.fetch(kind="notebook", status="Running"))
         """
         records = await self.info(ids)
         _present(functools.partial(_open_sessions, records))
 
+    @_old_id_keywords
     async def wait(
         self,
         ids: str | list[str],
@@ -505,14 +939,29 @@ class AsyncSession(_Client):
         policy = self._policy(errors)
         if not keys:
             return []
-        return await get_runner().arun(self._wait(keys, until, timeout, interval, policy))
+        final: dict[str, dict[str, Any]] = {}  # filled by _wait; read if the wait is interrupted
+        word, going = ("finished", "running") if until == "finished" else ("running", "starting")
+        total = len(set(keys))
+
+        def interrupted() -> str:
+            return f"Interrupted: {len(final)} of {total} {word}; the sessions keep {going}."
+
+        with explain_interrupt(interrupted):
+            return await get_runner().arun(
+                self._wait(keys, until, timeout, interval, policy, final)
+            )
 
     async def _wait(
-        self, keys: list[str], until: str, timeout: float, interval: float, policy: Errors
+        self,
+        keys: list[str],
+        until: str,
+        timeout: float,
+        interval: float,
+        policy: Errors,
+        final: dict[str, dict[str, Any]],
     ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        final: dict[str, dict[str, Any]] = {}
         pending = list(dict.fromkeys(keys))
         while True:
             for record in await self._info(pending, policy):
@@ -525,9 +974,7 @@ class AsyncSession(_Client):
             left = deadline - loop.time()
             if left <= 0:
                 word = "Running" if until == "Running" else "finished"
-                raise TimeoutError(
-                    f"sessions not {word} after {timeout:g} s: {', '.join(pending)}"
-                )
+                raise TimeoutError(f"sessions not {word} after {timeout:g} s: {', '.join(pending)}")
             await asyncio.sleep(min(interval, left))
 
     # -- platform ------------------------------------------------------------------------------
@@ -540,12 +987,21 @@ class AsyncSession(_Client):
             >>> [image.id for image in images]
             ['images.canfar.net/skaha/astroml:latest', ...]
         """
-        from canfar_widgets.models import Image, server_kind
+        from pydantic import ValidationError
 
-        params = {"type": server_kind(kind)} if kind is not None else None
+        from canfar_widgets.models import Image
+
+        params = _fetch_params(kind, None, None) or None
         response = await self._wire.get("image", params=params)
-
-        return [Image.model_validate(item) for item in response.json()]
+        items = _json(response)
+        if not isinstance(items, list):
+            raise _unexpected(response, f"expected a JSON list, got {_kind_of(items)}")
+        try:
+            return [Image.model_validate(item) for item in items]
+        except ValidationError as err:
+            raise _unexpected(
+                response, f"an image entry is malformed ({err.error_count()} problem(s))"
+            ) from None
 
     async def context(self) -> Context:
         """Resource options of the platform (cores, RAM, GPU choices and defaults).
@@ -555,10 +1011,20 @@ class AsyncSession(_Client):
             >>> context.cores.options
             [1, 2, 4, 8, 16]
         """
-        response = await self._wire.get("context")
+        from pydantic import ValidationError
+
         from canfar_widgets.models import Context
 
-        return Context.model_validate(response.json())
+        response = await self._wire.get("context")
+        data = _json(response)
+        if not isinstance(data, dict):
+            raise _unexpected(response, f"expected a JSON object, got {_kind_of(data)}")
+        try:
+            return Context.model_validate(data)
+        except ValidationError as err:
+            raise _unexpected(
+                response, f"the context is malformed ({err.error_count()} problem(s))"
+            ) from None
 
     async def repositories(self) -> list[str]:
         """Registry hosts images may come from (``GET repository``).
@@ -568,7 +1034,45 @@ class AsyncSession(_Client):
             ['images.canfar.net']
         """
         response = await self._wire.get("repository")
-        return [str(item) for item in response.json()]
+        data = _json(response)
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            raise _unexpected(response, f"expected a JSON list of host names, got {_kind_of(data)}")
+        return list(data)
+
+    async def keep_alive(
+        self,
+        ids: str | list[str],
+        *,
+        until: datetime | float,
+        margin: float = 3600.0,
+        check_every: float = 300.0,
+    ) -> KeepAlive:
+        """Keep interactive sessions alive until ``until``: renew each when less than an hour is left.
+
+        A background task on the runner reads the sessions' expiry (every ``check_every``
+        seconds, and just before each is due) and renews one when less than ``margin``
+        seconds are left and its expiry is before ``until``; it ends by itself at ``until``
+        and at once on ``.stop()``. Headless jobs, finished and unknown sessions are not
+        renewed (see the handle's ``skipped``). Returns the running
+        :class:`~canfar_widgets.keep_alive.KeepAlive` (``.renewals``, ``.stop()``, ``.wait()``).
+
+        Example:
+            >>> keeper = await session.keep_alive("k3x9ab2q", until=datetime(2026, 12, 24, 18, 0))
+            >>> keeper.stop()
+        """
+        from canfar_widgets.keep_alive import KeepAlive
+        from canfar_widgets.models import SessionRecord
+
+        async def info(keys: list[str]) -> list[SessionRecord]:
+            found = await self.info(keys, errors="ignore")  # a gone id is left out
+            return [SessionRecord.model_validate(item) for item in found]
+
+        async def renew(keys: list[str]) -> dict[str, bool]:
+            return await self.renew(keys, errors="ignore")
+
+        return KeepAlive(
+            ids, until, info=info, renew=renew, margin=margin, check_every=check_every
+        ).start()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -604,9 +1108,16 @@ def _sync(
 ) -> Callable[Concatenate[Session, P], R]:
     """The blocking twin of an ``AsyncSession`` coroutine method (same signature and doc)."""
 
+    target: Callable[..., Coroutine[Any, Any, R]] = method
+    renames = getattr(method, "_renames_ids", False)
+    if renames:
+        target = method.__wrapped__  # type: ignore[attr-defined]
+
     @functools.wraps(method)
     def blocking(self: Session, *args: P.args, **kwargs: P.kwargs) -> R:
-        result, shown = get_runner().run(_deferring(method(self._async, *args, **kwargs)))
+        if renames:  # in the caller's thread, so the warning points at the caller's line
+            kwargs = _renamed_ids(method.__name__, args, kwargs, stacklevel=3)  # type: ignore[assignment]
+        result, shown = get_runner().run(_deferring(target(self._async, *args, **kwargs)))
         for action in shown:
             action()
         return result
@@ -647,6 +1158,7 @@ class Session(_Client):
     logs = _sync(AsyncSession.logs)
     events = _sync(AsyncSession.events)
     create = _sync(AsyncSession.create)
+    launch_replicas = _sync(AsyncSession.launch_replicas)
     destroy = _sync(AsyncSession.destroy)
     renew = _sync(AsyncSession.renew)
     destroy_with = _sync(AsyncSession.destroy_with)
@@ -655,47 +1167,134 @@ class Session(_Client):
     images = _sync(AsyncSession.images)
     context = _sync(AsyncSession.context)
     repositories = _sync(AsyncSession.repositories)
+    keep_alive = _sync(AsyncSession.keep_alive)
 
 
 # -- policy helpers ---------------------------------------------------------------------------------
 
 
-class _Unexpected(httpx.HTTPError):
-    """A 2xx answer of the wrong shape; an item failure like any HTTP error."""
+class _Lost(httpx.TransportError):
+    """A create POST whose answer was lost after it may have been received (internal)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _check_policy(value: Any) -> Errors:
     if value not in _POLICIES:
         raise ValueError(f"errors must be 'ignore' or 'raise', not {value!r}")
-    return value  # type: ignore[no-any-return]
+    return "raise" if value == "raise" else "ignore"
 
 
-def _ids(ids: str | Iterable[str]) -> list[str]:
-    """One id or many -> a list, order and duplicates kept (as ``canfar``).
+def _ids(ids: SessionRef | Iterable[SessionRef]) -> list[str]:
+    """One session or many -> a list of ids, order and duplicates kept (as ``canfar``).
 
-    Checked before any request: an empty id would address ``session/``, which a real
-    server answers with *some* session, and a ``/`` would reach another endpoint.
+    A session may be given by its id or by its record (a dict with an ``"id"``, as
+    ``fetch()`` returns, or a ``SessionRecord``). Checked before any request: an empty id
+    would address ``session/``, which a real server answers with *some* session, and a
+    ``/`` would reach another endpoint.
     """
-    keys = [ids] if isinstance(ids, str) else [str(key) for key in ids]
+    if isinstance(ids, str) or _is_record(ids):
+        items: list[Any] = [ids]
+    elif isinstance(ids, Iterable):
+        items = list(ids)
+    else:
+        raise TypeError(
+            f"ids must be a session id, a session record or a list of them, not {type(ids).__name__}"
+        )
+    keys = [_id_of(item) for item in items]
     for key in keys:
         if not key or any(char in key for char in "/?#"):
             raise ValueError(f"invalid session id: {key!r}")
     return keys
 
 
+def _is_record(item: Any) -> bool:
+    return isinstance(item, Mapping) or (
+        not isinstance(item, (str, bytes)) and hasattr(item, "id") and hasattr(item, "model_dump")
+    )
+
+
+def _id_of(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        if "id" not in item:
+            raise ValueError("a session record without an 'id' cannot name a session")
+        value = item["id"]
+    elif _is_record(item):
+        value = item.id
+    else:
+        value = item
+    if value is None or isinstance(value, (bool, dict, list)):
+        raise ValueError(f"invalid session id: {value!r}")
+    return str(value)
+
+
 def _session_path(key: str) -> str:
     return f"session/{key}"
 
 
-def _fetch_params(kind: str | None, status: str | None) -> dict[str, str]:
-    from canfar_widgets.models import server_kind, server_status
+_VIEWS = ("all", "interactive")
+
+
+def _fetch_params(kind: Any, status: Any, view: Any) -> dict[str, str]:
+    """The query of a listing; a bad value raises pydantic's ``ValidationError`` (as canfar)."""
+    from canfar_widgets.models import KINDS, STATUSES, server_kind, server_status
 
     params: dict[str, str] = {}
-    if kind is not None:
-        params["type"] = server_kind(kind)
-    if status is not None:
-        params["status"] = server_status(status)
+    problems: list[tuple[str, Any, tuple[str, ...]]] = []
+    for field, value, allowed, convert in (
+        ("kind", kind, KINDS, server_kind),
+        ("status", status, STATUSES, server_status),
+        ("view", view, _VIEWS, None),
+    ):
+        if value is None:
+            continue
+        if convert is not None:
+            try:
+                params["type" if field == "kind" else field] = convert(value)
+            except ValueError:
+                problems.append((field, value, allowed))
+        elif isinstance(value, str) and value.strip().lower() in allowed:
+            params[field] = value.strip().lower()
+        else:
+            problems.append((field, value, allowed))
+    if problems:
+        from pydantic_core import ValidationError
+
+        raise ValidationError.from_exception_data(
+            "fetch",
+            [
+                {
+                    "type": "literal_error",
+                    "loc": (field,),
+                    "input": value,
+                    "ctx": {"expected": ", ".join(repr(word) for word in allowed)},
+                }
+                for field, value, allowed in problems
+            ],
+        )
     return params
+
+
+def _prune_statuses(status: Any) -> list[str] | None:
+    """destroy_with()'s ``status``: a list of words, or None for "any status"."""
+    if status is None:
+        raise ValueError(
+            "destroy_with(status=None) would delete sessions of every status, Running ones "
+            "included; pass status='any' if that is what you mean, or a status such as "
+            "'Completed' (the default) or a list such as ['Completed', 'Failed']"
+        )
+    if isinstance(status, str):
+        return None if status.strip().lower() == "any" else [status]
+    words = list(status) if isinstance(status, Iterable) else [status]
+    if not words:
+        raise ValueError("destroy_with(status=[]) matches nothing; give at least one status")
+    if any(isinstance(word, str) and word.strip().lower() == "any" for word in words):
+        raise ValueError("status='any' stands alone, not in a list")
+    return words
 
 
 def _name_pattern(prefix: str) -> re.Pattern[str]:
@@ -730,7 +1329,7 @@ def _create_request(
         image=image,
         cores=cores,
         ram=ram,
-        kind=kind,
+        kind=kind,  # type: ignore[arg-type]  # validated by the model
         gpu=gpu,
         cmd=cmd,
         args=args,
@@ -757,17 +1356,20 @@ async def _gather(calls: Iterable[Awaitable[R]]) -> list[R | BaseException]:
 
 def _settle(
     operation: str,
-    keys: Sequence[str],
+    keys: Sequence[Any],
     outcomes: Sequence[R | BaseException],
     policy: Errors,
-) -> list[tuple[str, R]]:
+    *,
+    results: Callable[[list[tuple[Any, R]]], Any] = list,
+) -> list[tuple[Any, R]]:
     """Apply the failure policy to per-item outcomes; returns the successes in order.
 
     Only HTTP failures are per-item; anything else (an authentication failure, a bug) is
-    the caller's problem and raises whatever the policy.
+    the caller's problem and raises whatever the policy. ``results`` shapes the successes
+    into what the method returns, for ``SessionRequestError.results``.
     """
-    good: list[tuple[str, R]] = []
-    failed: list[tuple[str, httpx.HTTPError]] = []
+    good: list[tuple[Any, R]] = []
+    failed: list[tuple[Any, httpx.HTTPError]] = []
     for key, outcome in zip(keys, outcomes, strict=True):
         if isinstance(outcome, httpx.HTTPError):
             failed.append((key, outcome))
@@ -776,14 +1378,67 @@ def _settle(
         else:
             good.append((key, outcome))
     if failed and policy == "raise":
-        first = failed[0][1]
-        if len(failed) > 1 and hasattr(first, "add_note"):
+        errors: dict[Any, BaseException] = {}
+        for key, err in failed:
+            errors.setdefault(key, err)  # a repeated id: its first failure
+        error = session_request_error(operation, results(good), errors)
+        if len(failed) > 1:
             others = ", ".join(f"{key} ({_describe(err)})" for key, err in failed[1:])
-            first.add_note(f"{operation} also failed for: {others}")
-        raise first
+            add_note(error, f"{operation} also failed for: {others}")
+        raise error
     for key, err in failed:
-        log.warning("%s failed for %s (%s)", operation, key, _describe(err))
+        log.info("%s failed for %s (%s)", operation, key, _describe(err))
+    left_out = _left_out.get()
+    if failed and left_out is not None:
+        left_out.append(
+            f"{operation} left out {_sessions(len(failed))}: "
+            + ", ".join(
+                f"{key} ({'not found' if isinstance(err, NotFound) else _describe(err)})"
+                for key, err in failed
+            )
+        )
     return good
+
+
+# What ``errors="ignore"`` left out during one public call, gathered on the runner and
+# warned about in the caller's thread (see ``_reporting``); None outside such a call.
+_left_out: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "canfar_widgets_left_out", default=None
+)
+
+
+async def _reporting(coro: Coroutine[Any, Any, R]) -> R:
+    """Run ``coro`` on the runner, then warn (``SessionWarning``) about what it left out.
+
+    The warning is issued in the caller's thread, so it names the user's line and a notebook
+    shows it under the right cell, once per call site. A call made on the runner thread
+    itself (a widget's poll) only logs at INFO: the widget says what is missing.
+    """
+
+    async def gathering() -> tuple[R, list[str]]:
+        found: list[str] = []
+        token = _left_out.set(found)
+        try:
+            return await coro, found
+        finally:
+            _left_out.reset(token)
+
+    result, left_out = await get_runner().arun(gathering())
+    # Session's sync facade defers it to its caller's thread (_deferred is set there).
+    if left_out and (_deferred.get() is not None or not get_runner().in_runner_thread()):
+        _present(functools.partial(_warn_left_out, left_out))
+    return result
+
+
+def _warn_left_out(lines: list[str]) -> None:
+    from canfar_widgets.stacklevel import caller_stacklevel  # it imports pydantic: on first use
+
+    for line in lines:
+        warnings.warn(line, SessionWarning, stacklevel=caller_stacklevel())
+
+
+def _sessions(count: int) -> str:
+    return f"{count} session{'s' if count != 1 else ''}"
 
 
 def _describe(err: BaseException) -> str:
@@ -791,6 +1446,86 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, APIError):
         return f"{type(err).__name__} {err.status_code}"
     return type(err).__name__
+
+
+def _why(error: BaseException) -> str:
+    """Why a replica was not launched, for the user: class, status, and a 4xx's short text.
+
+    A 4xx text is the server's validation message (safe and useful); a 5xx text may quote
+    the job's manifest (environment values), so only its status is given.
+    """
+    if isinstance(error, AnswerLost):
+        return (
+            f"outcome unknown: the platform's answer was lost ({error.reason}) and no session "
+            f"named {error.name!r} was found; check fetch() before launching it again"
+        )
+    if isinstance(error, APIError) and 400 <= error.status_code < 500 and error.message:
+        text = " ".join(error.message.split())
+        return f"{type(error).__name__} {error.status_code}: {text[:200]}"
+    return _describe(error)
+
+
+def _warn_launch(problems: Sequence[str]) -> None:
+    head, *rest = problems
+    warnings.warn(f"{head}: " + "; ".join(rest), LaunchWarning, stacklevel=4)
+
+
+def _json(response: httpx.Response) -> Any:
+    """The JSON of a success answer, or ``UnexpectedAnswer`` (never TypeError/RecursionError)."""
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        raise _unexpected(response, "the JSON is nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _unexpected(
+            response, f"it is not JSON ({_kind_of_text(response.content[:200])})"
+        ) from None
+
+
+def _json_list_of_records(response: httpx.Response) -> list[dict[str, Any]]:
+    data = _json(response)
+    if not isinstance(data, list):
+        raise _unexpected(response, f"expected a JSON list of sessions, got {_kind_of(data)}")
+    odd = next((item for item in data if not isinstance(item, dict)), None)
+    if odd is not None:
+        raise _unexpected(response, f"a session in the list is {_kind_of(odd)}, not an object")
+    return data
+
+
+def _unexpected(response: httpx.Response, problem: str) -> UnexpectedAnswer:
+    request = response.request
+    return UnexpectedAnswer(f"{request.method} {request.url.path}", problem)
+
+
+def _kind_of(value: Any) -> str:
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }
+    return names.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def _kind_of_text(text: str | bytes) -> str:
+    """What an unexpected body looks like, never quoting it (it may hold anything)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    stripped = text.strip()
+    if not stripped:
+        return "an empty body"
+    if stripped.lower().startswith(("<!doctype", "<html", "<?xml", "<")):
+        return "an HTML/XML page"
+    if stripped[:1] in "{[":
+        return "JSON"
+    return f"{len(stripped)} characters of text"
+
+
+def _form_name(form: Sequence[tuple[str, str]]) -> str:
+    return next(value for key, value in form if key == "name")
 
 
 def _settled(status: str, until: str) -> bool:
@@ -839,9 +1574,7 @@ def _open_sessions(records: Sequence[dict[str, Any]]) -> None:
         url = connection_url(record)
         if url is None:
             if status != "Running":
-                warnings.warn(
-                    f"Session {key} is {status}; wait until it is Running", stacklevel=2
-                )
+                warnings.warn(f"Session {key} is {status}; wait until it is Running", stacklevel=2)
             continue
         links.append((str(record.get("name") or key), url))
     if not links:

@@ -10,27 +10,21 @@ Example:
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from canfar_widgets._lazy import lazy_exports
 
 _EXPORTS = {
-    "LaunchForm": "canfar_widgets.widgets.launch",
-    "SessionTable": "canfar_widgets.widgets.table",
-    "LogViewer": "canfar_widgets.widgets.logs",
-    "EventsView": "canfar_widgets.widgets.events",
-    "PlatformLoad": "canfar_widgets.widgets.load",
+    "LaunchForm": "canfar_widgets.widgets.launch_form",
+    "SessionTable": "canfar_widgets.widgets.session_table",
+    "LogViewer": "canfar_widgets.widgets.log_viewer",
+    "EventsView": "canfar_widgets.widgets.events_view",
+    "PlatformLoad": "canfar_widgets.widgets.platform_load",
     "Dashboard": "canfar_widgets.widgets.dashboard",
-    "watch": "canfar_widgets.widgets.batch",
-    "BatchWatch": "canfar_widgets.widgets.batch",
+    "watch": "canfar_widgets.widgets.batch_watch",
+    "BatchWatch": "canfar_widgets.widgets.batch_watch",
+    "BatchView": "canfar_widgets.widgets.batch_view",
 }
 
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'canfar_widgets.widgets' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -37,14 +37,13 @@ FG = "var(--jp-ui-font-color1, inherit)"
 MUTED = "var(--jp-ui-font-color2, #808080)"
 BORDER = "var(--jp-border-color2, rgba(128,128,128,0.35))"
 HEAD_BG = "var(--jp-layout-color2, rgba(128,128,128,0.12))"
-# Mid-tone fallbacks that keep contrast on both light and dark backgrounds.
+# One per state of canfar_widgets.vocabulary.STATES (records carry only those). Mid-tone
+# fallbacks that keep contrast on both light and dark backgrounds.
 STATE_COLOURS = {
     "Pending": "var(--jp-warn-color1, #b7791f)",
     "Running": "var(--jp-success-color1, #2f9e44)",
     "Completed": "var(--jp-info-color1, #3b82f6)",
-    "Succeeded": "var(--jp-info-color1, #3b82f6)",
     "Failed": "var(--jp-error-color1, #e03131)",
-    "Error": "var(--jp-error-color1, #e03131)",
     "Terminating": MUTED,
 }
 WARN = "var(--jp-warn-color1, #b7791f)"
@@ -72,7 +71,9 @@ def state_html(state: str, title: str | None = None) -> Raw:
 
 
 def mono(text: object) -> Raw:
-    return Raw(f'<code style="font-family:{MONO};font-size:0.95em;background:none">{esc(text)}</code>')
+    return Raw(
+        f'<code style="font-family:{MONO};font-size:0.95em;background:none">{esc(text)}</code>'
+    )
 
 
 def titled(text: object, title: object) -> Raw:
@@ -127,7 +128,9 @@ def snapshot(title: str, body: str, *, note: str = "", error: str = "") -> str:
         )
     parts.append(body)
     if note:
-        parts.append(f'<div style="color:{MUTED};font-size:0.92em;margin-top:2px">{esc(note)}</div>')
+        parts.append(
+            f'<div style="color:{MUTED};font-size:0.92em;margin-top:2px">{esc(note)}</div>'
+        )
     parts.append("</div>")
     return "".join(parts)
 

@@ -1,4 +1,4 @@
-"""The one polling mechanism every widget uses: ``Poller`` and the shared ``SessionFeed``.
+"""The one polling mechanism every widget uses: ``Poller`` and its ``Subscription``s.
 
 Why one mechanism: polling is where notebook widgets go wrong (a periodic callback kept a
 JupyterHub server alive for days; a 401 turned into a retry storm; an error blanked the
@@ -6,7 +6,12 @@ table). ``Poller`` gets it right once:
 
 - the loop runs on the runner (``get_runner().spawn``), never on the kernel loop, so
   updates keep arriving while another cell blocks;
-- fast interval while ``is_busy(last value)`` (something is changing), slow otherwise;
+- fast interval while ``is_busy(last value)`` (something is changing) and for a while
+  after :meth:`Poller.hurry` (a launch); fast for a few polls while ``is_lively(value)``
+  (a headless job runs); slow otherwise, and ``idle`` once a few polls in a row brought
+  nothing new (an idle dashboard costs ~1 request a minute per poller); any action,
+  a view becoming visible or :meth:`Poller.nudge` (the window got focus) makes it fast
+  again at once;
 - an error keeps the last value, is handed to subscribers, and backs off (x2 up to the
   slow interval); a 401/403 stops polling until :meth:`Poller.resume` or
   :meth:`Poller.refresh_now` (no retry storm with a dead token);
@@ -34,35 +39,17 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from canfar_widgets.errors import describe_error, is_auth_error
 from canfar_widgets.runner import get_runner
 
-if TYPE_CHECKING:  # pragma: no cover
-    from canfar_widgets.models import SessionRecord
-    from canfar_widgets.widgets._backend import Backend
-
-__all__ = ["Poller", "SessionFeed", "Subscription", "is_auth_error"]
+__all__ = ["Poller", "Subscription"]
 
 T = TypeVar("T")
 log = logging.getLogger("canfar_widgets.widgets")
 
 Callback = Callable[["T | None", "BaseException | None"], None]
-
-# States in which a session is expected to change soon, so the table polls fast.
-BUSY_STATES = frozenset({"Pending", "Terminating"})
-
-
-def is_auth_error(exc: BaseException | None) -> bool:
-    """True for 401/403: retrying cannot help until the user fixes credentials."""
-    if exc is None:
-        return False
-    from canfar_widgets.errors import AuthenticationError, Forbidden, Unauthorized
-
-    if isinstance(exc, (Unauthorized, Forbidden, AuthenticationError)):
-        return True
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None) in (401, 403)
 
 
 class Subscription:
@@ -83,12 +70,19 @@ class Subscription:
         self.closed = False
 
     def set_visible(self, visible: bool) -> None:
-        """Report whether any view of the consumer is on screen; polling pauses when none is."""
+        """Report whether any view of the consumer is on screen; polling pauses when none is.
+
+        Coming into view counts as activity: an idle poller polls again at once (if its
+        value is older than its fast interval) and leaves its idle interval.
+        """
         visible = bool(visible)
         if self.closed or visible == self.visible:
             return
         self.visible = visible
-        self._poller._changed()
+        if visible:
+            self._poller.nudge()
+        else:
+            self._poller._changed()
 
     def close(self) -> None:
         """Stop receiving values; the poller stops once no subscription is left."""
@@ -111,11 +105,17 @@ class Poller(Generic[T]):
         fast: seconds between polls while ``is_busy(value)``.
         slow: seconds between polls otherwise; also the cap of the error backoff.
         is_busy: whether the last value means something is about to change.
+        idle: seconds between polls once ``idle_after`` polls in a row returned the same
+            value (default: ``slow``, i.e. no idling).
+        idle_after: unchanged polls before ``idle`` applies (default 3).
+        is_lively: whether the last value means something may change (a job running):
+            fast for ``lively_polls`` unchanged polls, then slow, never idle.
         name: for logs and task names.
 
     Attributes (read from any thread): ``value`` (last good value or None), ``error``
     (last error or None), ``updated`` (epoch seconds of the last good poll, 0 if never),
-    ``polls`` (how many polls ran; tests read it), ``auth_stopped``.
+    ``polls`` (how many polls ran; tests read it), ``auth_stopped``, ``unchanged``
+    (polls in a row that brought the same value).
 
     Callbacks run on the runner thread: ``callback(value, error)`` where ``value`` is the
     last good value (kept on error) and ``error`` the exception of this poll or None.
@@ -128,12 +128,23 @@ class Poller(Generic[T]):
         fast: float = 2.0,
         slow: float = 15.0,
         is_busy: Callable[[T], bool] = lambda v: False,
+        idle: float | None = None,
+        idle_after: int = 3,
+        is_lively: Callable[[T], bool] | None = None,
+        lively_polls: int = 15,
         name: str = "",
     ) -> None:
         self._poll = poll
         self.fast = float(fast)
         self.slow = float(max(slow, fast))
+        self.idle = float(max(idle if idle is not None else self.slow, self.slow))
+        self.idle_after = int(idle_after)
+        self.lively_polls = int(lively_polls)
         self._is_busy = is_busy
+        self._is_lively = is_lively
+        self.unchanged = 0
+        self._hot_until = 0.0  # time.monotonic() until which a hurry() keeps polling fast
+        self._memo: dict[str, tuple[Any, bool]] = {}  # check -> (value it ran on, result)
         self.name = name or type(self).__name__
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -186,8 +197,39 @@ class Poller(Generic[T]):
             self._waiters.append(future)
             self._want_now = True
             self.auth_stopped = False
+            self.unchanged = 0  # an action (refresh, delete, launch): the value may move
         self._changed()
         return future
+
+    def hurry(self, seconds: float) -> None:
+        """Poll now and then fast for ``seconds`` (say, just after a launch).
+
+        Why: a 10 s headless job must be seen while it runs, though the list looked
+        stable a moment before it was created.
+        """
+        with self._lock:
+            self._hot_until = max(self._hot_until, time.monotonic() + float(seconds))
+            self.unchanged = 0
+            self._want_now = True
+        self._changed()
+
+    def nudge(self) -> None:
+        """Someone is looking again (a view came into view, the window got focus).
+
+        Leaves the idle interval at once, and polls now if the last value is older
+        than the fast interval; otherwise the next poll keeps its time.
+        """
+        with self._lock:
+            self.unchanged = 0
+            if self.auth_stopped:
+                pass  # a refused login waits for the person (refresh_now/resume)
+            elif time.time() - self.updated >= self.fast:
+                self._want_now = True
+            elif self._runner.started:
+                # Not idle any more: the next poll comes within the fast interval.
+                with contextlib.suppress(RuntimeError):  # runner shut down meanwhile
+                    self._next_due = min(self._next_due, self._runner.loop.time() + self.fast)
+        self._changed()
 
     def resume(self) -> None:
         """Restart polling after a 401/403 stop (say, once the token is fixed)."""
@@ -219,10 +261,14 @@ class Poller(Generic[T]):
         server's ``Retry-After`` (a 503 saying "come back in 30 s" is honoured).
         """
         if self.error is not None and self._failures:
-            backoff = min(self.fast * 2 ** self._failures, self.slow)
+            backoff = min(self.fast * 2**self._failures, self.slow)
             retry_after = getattr(self.error, "retry_after", None)
             return max(backoff, retry_after) if isinstance(retry_after, (int, float)) else backoff
-        return self.fast if self._busy(self.value) else self.slow
+        if time.monotonic() < self._hot_until or self._busy(self.value):
+            return self.fast
+        if self._is_lively is not None and self._check("lively", self._is_lively, self.value):
+            return self.fast if self.unchanged < self.lively_polls else self.slow
+        return self.slow if self.unchanged < self.idle_after else self.idle
 
     def seconds_to_next_poll(self) -> float | None:
         """How long until the next periodic poll (None while stopped or nobody watches)."""
@@ -235,13 +281,13 @@ class Poller(Generic[T]):
 
         Example: ``"Updating sessions failed: bad gateway (HTTP 502). Retrying in 4 s."``
         """
-        from canfar_widgets.widgets._base import describe_error
-
         message = f"{what} failed: {describe_error(error)}"
         if is_auth_error(error):
             return message + " Automatic refresh stopped; press Refresh to try again."
         wait = self.seconds_to_next_poll()
-        return message + (f" Retrying in {math.ceil(wait)} s." if wait is not None else " Press Refresh to retry.")
+        return message + (
+            f" Retrying in {math.ceil(wait)} s." if wait is not None else " Press Refresh to retry."
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}: {len(self._subs)} subscriptions, {self.polls} polls>"
@@ -251,14 +297,34 @@ class Poller(Generic[T]):
     def _busy(self, value: T | None) -> bool:
         if value is None:
             return False
-        checks = [self._is_busy, *(s.is_busy for s in list(self._subs) if s.is_busy and not s.closed)]
-        for check in checks:
+        if self._check("busy", self._is_busy, value):
+            return True
+        for check in [s.is_busy for s in list(self._subs) if s.is_busy and not s.closed]:
             try:
                 if check(value):
                     return True
             except Exception:
                 log.debug("%s: is_busy failed", self.name, exc_info=True)
         return False
+
+    def _check(self, key: str, check: Callable[[Any], bool], value: Any) -> bool:
+        """``check(value)``, remembered while the value is the same object.
+
+        Why: a quiet poll of 5,000 sessions hands back the very same list, and asking
+        each record whether it is busy costs more than the rest of that poll.
+        """
+        if value is None:
+            return False
+        memo = self._memo.get(key)
+        if memo is not None and memo[0] is value:
+            return memo[1]
+        try:
+            result = bool(check(value))
+        except Exception:
+            log.debug("%s: %s check failed", self.name, key, exc_info=True)
+            result = False
+        self._memo[key] = (value, result)
+        return result
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
@@ -351,6 +417,7 @@ class Poller(Generic[T]):
             error = exc
         self.polls += 1
         if error is None:
+            self.unchanged = self.unchanged + 1 if _same(value, self.value) else 0
             self.value, self.error, self._failures = value, None, 0
             self.updated = time.time()
         else:
@@ -380,21 +447,19 @@ class Poller(Generic[T]):
             log.exception("%s: subscriber callback failed", self.name)
 
 
-def _any_busy(records: list[SessionRecord]) -> bool:
-    for record in records:
-        state = getattr(record, "state", None) or getattr(record, "status", None)
-        if state in BUSY_STATES:
-            return True
-    return False
+def _same(new: Any, old: Any) -> bool:
+    """Whether a poll brought nothing new: the same object, or equal item by item.
 
-
-class SessionFeed(Poller["list[SessionRecord]"]):
-    """``fetch()`` of all the user's sessions, shared by every widget on one session object.
-
-    Fast (2 s) while any session is Pending or Terminating, slow (15 s) when all is stable.
-    Get it as ``Backend.of(session).feed``.
+    Lists are compared by their items' identity first (a source that reuses unchanged
+    records makes a quiet poll of thousands a cheap walk), then by equality.
     """
-
-    def __init__(self, backend: Backend, *, fast: float = 2.0, slow: float = 15.0) -> None:
-        self.backend = backend
-        super().__init__(backend.fetch, fast=fast, slow=slow, is_busy=_any_busy, name="sessions")
+    if old is None:
+        return False
+    if new is old:
+        return True
+    if isinstance(new, list) and isinstance(old, list):
+        return len(new) == len(old) and all(a is b or a == b for a, b in zip(new, old, strict=True))
+    try:
+        return bool(new == old)
+    except Exception:
+        return False

@@ -1,9 +1,11 @@
 """SessionTable: the live table of your CANFAR sessions.
 
 One ``<tr>`` per session (name, id, kind, status, image, CPU/RAM used and requested,
-start, time left) with Connect / Logs / Events / Renew / Delete, filters, sorting,
-multi-select and bulk actions. It refreshes itself from the session object's shared
-:class:`~canfar_widgets.widgets.feed.SessionFeed`: every 2 s while anything is Pending
+start, time left) with compact Connect / Logs / Events / Renew / Keep alive / Delete
+buttons, filters, sorting (names in natural order: job-2 before job-10), multi-select
+and bulk actions. The view drops low-value columns first when the notebook is narrow and
+puts only the rows on screen in the DOM once there are hundreds (see js/session_table.js). It refreshes itself from the session object's shared
+:class:`~canfar_widgets.widgets._source.SessionFeed`: every 2 s while anything is Pending
 or Terminating, every 15 s when all is stable, not at all while no view is on screen,
 and never after ``close()``.
 
@@ -25,19 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+import weakref
+from datetime import datetime
+from typing import Any, ClassVar
 
 import traitlets
 
+from canfar_widgets.errors import describe_error
+from canfar_widgets.keep_alive import CHECK_SECONDS, MARGIN_SECONDS, KeepAlive
+from canfar_widgets.models import SessionRecord
+from canfar_widgets.vocabulary import STATES
 from canfar_widgets.widgets import _html
-from canfar_widgets.widgets._base import CanfarWidget
+from canfar_widgets.widgets._base import CanfarWidget, Messages
+from canfar_widgets.widgets._patches import patch_message, send_snapshot
+from canfar_widgets.widgets.capacity import format_gib, gib_from_gb
+from canfar_widgets.widgets.events_view import EventsView
+from canfar_widgets.widgets.log_viewer import LogViewer
 
-if TYPE_CHECKING:  # pragma: no cover
-    from canfar_widgets.models import SessionRecord
+__all__ = ["SessionTable", "natural_key", "row_of"]
 
-__all__ = ["SessionTable", "row_of"]
+log = logging.getLogger(__name__)
 
 try:  # anywidget >= 0.11: children render through the front end's `host.getWidget`.
     from anywidget import WidgetTrait as _ChildTrait
@@ -57,7 +70,9 @@ except ImportError:  # pragma: no cover - older anywidget: plain ipywidgets refe
 HEARTBEAT_SECONDS = 60.0
 # How long repr waits for the first poll so the static snapshot is not empty.
 SNAPSHOT_WAIT_SECONDS = 1.5
-FINISHED_STATES = ("Completed", "Failed", "Succeeded", "Error")
+# An action's outcome ("Deleted 5 sessions.") is news for this long, then it is cleared:
+# an old message beside a new state reads as if it were still true.
+STATUS_SECONDS = 10.0
 SORT_COLUMNS = ("name", "id", "kind", "status", "image", "cpu", "ram", "start", "expiry")
 
 
@@ -94,13 +109,26 @@ def row_of(record: SessionRecord) -> dict[str, Any]:
         "image_short": short_image(record.image),
         "cpu_req": _round(record.requested_cores),
         "cpu_used": _round(record.cpu_in_use),
-        "ram_req": _round(record.requested_ram_gb),
-        "ram_used": _round(record.ram_in_use_gb),
+        # GiB, the unit a person asked for in the form (the platform reports decimal GB).
+        "ram_req": _round(gib_from_gb(record.requested_ram_gb)),
+        "ram_used": _round(gib_from_gb(record.ram_in_use_gb)),
         "start": _epoch(record.start),
         "expiry": _epoch(record.expiry),
         "url": record.connectURL or "",
         "finished": record.finished,
     }
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that reads digit runs as numbers: ``job-2`` before ``job-10``.
+
+    Example:
+        >>> sorted(["job-10", "job-2", "Job-1"], key=natural_key)
+        ['Job-1', 'job-2', 'job-10']
+    """
+    # re.split with a group alternates text, number, text...: positions never mix types.
+    parts = re.split(r"(\d+)", text.casefold())
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts))
 
 
 def _sort_value(row: dict[str, Any], key: str) -> Any:
@@ -111,11 +139,10 @@ def _sort_value(row: dict[str, Any], key: str) -> Any:
     if key == "image":
         return (row.get("image_short") or "").lower()
     if key == "name":
-        return (row.get("name") or "").lower()
+        return natural_key(row.get("name") or "")
     if key == "status":
-        order = ("Pending", "Running", "Terminating", "Completed", "Failed")
         status = row.get("status")
-        return order.index(status) if status in order else len(order)
+        return STATES.index(status) if status in STATES else len(STATES)
     return row.get(key)
 
 
@@ -129,8 +156,12 @@ class SessionTable(CanfarWidget):
         **traits: initial filters, e.g. ``SessionTable(kind_filter="headless", hide_finished=False)``.
 
     Front-end-owned traits (set them from Python too): ``kind_filter``, ``status_filter``,
-    ``search``, ``hide_finished`` (default True: finished headless jobs hidden),
-    ``sort_by``, ``sort_desc``, ``selected`` (ids ticked).
+    ``search``, ``hide_finished`` (default False; when on, finished headless jobs are
+    hidden except those this table saw running), ``sort_by``, ``sort_desc``,
+    ``selected`` (ids ticked).
+
+    Kernel-owned: ``renewed`` (``{id: new expiry}`` after a renew, shown as a date),
+    ``kept_alive`` (``{id: until}`` for sessions kept alive, see :meth:`keep_alive`).
 
     Example:
         >>> table = SessionTable(session, status_filter="Running")
@@ -147,10 +178,12 @@ class SessionTable(CanfarWidget):
     kind_filter = traitlets.Unicode("").tag(sync=True)
     status_filter = traitlets.Unicode("").tag(sync=True)
     search = traitlets.Unicode("").tag(sync=True)
-    hide_finished = traitlets.Bool(True).tag(sync=True)
+    hide_finished = traitlets.Bool(False).tag(sync=True)
     sort_by = traitlets.Unicode("start").tag(sync=True)
     sort_desc = traitlets.Bool(True).tag(sync=True)
     selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    notify = traitlets.Bool(False).tag(sync=True)
+    """The "Notify me" choice (front end, js/lib/notify.js): alert when a session runs or nears expiry."""
 
     pending = traitlets.Dict().tag(sync=True)
     """``{id: "Deleting…"}`` while an action on that row runs (its buttons are disabled)."""
@@ -158,6 +191,10 @@ class SessionTable(CanfarWidget):
     """The LogViewer / EventsView shown under a row, or None."""
     detail_id = traitlets.Unicode("").tag(sync=True)
     detail_kind = traitlets.Unicode("").tag(sync=True)
+    renewed = traitlets.Dict().tag(sync=True)
+    """``{id: epoch}``: the new expiry of sessions renewed from this table."""
+    kept_alive = traitlets.Dict().tag(sync=True)
+    """``{id: epoch}``: sessions this table keeps alive, and until when."""
 
     def __init__(self, session: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -170,13 +207,21 @@ class SessionTable(CanfarWidget):
         # Whose message `error` holds: a poll's clears on the next good poll; an action's
         # ("Could not delete x") stays until the next action or a press of Refresh.
         self._error_from_poll = False
+        # Ids this table saw unfinished: "Hide finished" never hides a job watched running.
+        self._watched: set[str] = set()
+        # Until a view asks for rows, patches would only be re-sent as the `rows` trait
+        # (twice the bytes): the first view's snapshot carries them instead.
+        self._viewed = False
+        self._status_token = 0
+        self._keepers: dict[str, KeepAlive] = {}
         self._first = threading.Event()
         self._sub = self._track(self.feed, self._on_feed)
+        self.observe(lambda _change: self._sync_visibility(), names="notify")
 
     @property
     def feed(self):
         """The shared :class:`SessionFeed` this table follows."""
-        return self.backend.feed
+        return self.source.feed
 
     # -- public API -------------------------------------------------------------------------
 
@@ -200,6 +245,62 @@ class SessionTable(CanfarWidget):
         ids = _id_list(ids)
         return self._spawn(self._act("renew", ids), action="Renew")
 
+    def keep_alive(
+        self,
+        ids: str | list[str],
+        until: datetime | float | None,
+        *,
+        margin: float = MARGIN_SECONDS,
+        check_every: float = CHECK_SECONDS,
+    ) -> KeepAlive | None:
+        """Keep interactive sessions alive until ``until`` (None: stop keeping them alive).
+
+        Renews each when less than ``margin`` seconds (an hour) is left, up to ``until``;
+        the table shows "kept alive until ..." on their rows (the ``kept_alive`` trait).
+        A table's keep-alives stop when it is closed. Returns the running
+        :class:`~canfar_widgets.keep_alive.KeepAlive` (or None when stopping).
+
+        Example:
+            >>> keeper = table.keep_alive("k3x9ab2q", until=datetime(2026, 12, 24, 18, 0))
+            >>> table.kept_alive
+            {'k3x9ab2q': 1798131600.0}
+        """
+        ids = _id_list(ids)
+        for sid in ids:
+            old = self._keepers.pop(sid, None)
+            if old is not None and old not in self._keepers.values():
+                old.stop()
+        if until is None:
+            self._update(kept_alive={k: v for k, v in self.kept_alive.items() if k not in ids})
+            return None
+        keeper = KeepAlive(
+            ids,
+            until,
+            info=self.source.info,
+            renew=self.source.renew,
+            margin=margin,
+            check_every=check_every,
+        ).start()
+        self._keepers.update(dict.fromkeys(ids, keeper))
+        self._update(kept_alive={**self.kept_alive, **dict.fromkeys(ids, keeper.until)})
+        ref = weakref.ref(self)
+
+        def ended(_future: Any) -> None:  # at `until`, on stop, or when nothing is left to renew
+            table = ref()
+            if table is None or table.comm is None:
+                return
+            mine = [sid for sid, k in list(table._keepers.items()) if k is keeper]
+            for sid in mine:
+                table._keepers.pop(sid, None)
+            if mine:
+                table._update(
+                    kept_alive={k: v for k, v in table.kept_alive.items() if k not in mine}
+                )
+
+        assert keeper._future is not None
+        keeper._future.add_done_callback(ended)
+        return keeper
+
     def show_logs(self, session_id: str) -> Any:
         """Open the LogViewer for ``session_id`` under its row; returns the viewer."""
         return self._show_detail(session_id, "logs")
@@ -219,13 +320,24 @@ class SessionTable(CanfarWidget):
             child.close()
 
     def close(self) -> None:
-        """Stop following the feed and close the table (and its inline child)."""
+        """Stop following the feed and close the table (and its inline child, and keep-alives)."""
+        for keeper in set(getattr(self, "_keepers", {}).values()):
+            keeper.stop()
         child = getattr(self, "detail", None)
         if child is not None:
             child.close()
         super().close()
 
     # -- feed -------------------------------------------------------------------------------
+
+    def _sync_visibility(self) -> None:
+        # "Notify me" is for when nobody looks (a background tab reports its views hidden):
+        # keep the feed subscription alive so "Running" / "expires soon" can still be
+        # announced; the feed's own backoff keeps that at its slow or idle interval.
+        self._sub.set_visible(self.visible or self.notify)
+
+    def _visibility_changed(self, visible: bool) -> None:
+        self._sync_visibility()
 
     def _on_feed(self, records: list[SessionRecord] | None, error: BaseException | None) -> None:
         """Runs on the runner thread after every poll of the shared feed."""
@@ -251,7 +363,7 @@ class SessionTable(CanfarWidget):
     def _apply(self, records: list[SessionRecord]) -> bool:
         """Diff ``records`` against the rows we hold; send one patch if anything changed.
 
-        Unchanged records are the same objects as last poll (the backend reuses them), so
+        Unchanged records are the same objects as last poll (the source reuses them), so
         a quiet poll of 1,000 sessions is 1,000 identity checks.
         """
         with self._rows_lock:
@@ -266,18 +378,23 @@ class SessionTable(CanfarWidget):
                 if old.get(key) is record:
                     continue
                 row = row_of(record)
+                if not row["finished"]:
+                    self._watched.add(key)
+                row["watched"] = key in self._watched
                 if self._rows.get(key) != row:
                     self._rows[key] = row
                     upsert.append(row)
             remove = [key for key in self._rows if key not in fresh]
             for key in remove:
                 del self._rows[key]
+                self._watched.discard(key)
             self._records = fresh
             if not upsert and not remove:
                 return False
             self._version += 1
             # Sent under the lock so patches and snapshots reach the front end in order.
-            self.send({"kind": "patch", "version": self._version, "upsert": upsert, "remove": remove})
+            if self._viewed:
+                self.send(patch_message(self._version, upsert, remove))
         # An open LogViewer stays even if its session is gone: its text may still be wanted.
         return True
 
@@ -287,18 +404,15 @@ class SessionTable(CanfarWidget):
         """A view wants the full list (on render, or after it missed a patch)."""
         have = content.get("have")
         with self._rows_lock:
-            if have == self._version:
-                return
-            if self.rows_version != self._version:
-                with self.hold_sync():
-                    self.rows = list(self._rows.values())
-                    self.rows_version = self._version
-            else:  # the traits are current but that view lost them: send them again
-                self.send_state(["rows", "rows_version"])
+            self._viewed = True
+            send_snapshot(self, self._rows, self._version, have)
 
     def _show_error(self, action: str, exc: BaseException) -> None:
         self._error_from_poll = False
-        super()._show_error(action, exc)
+        message = self._scrub(f"{action} failed: {describe_error(exc)}")
+        log.info("%s: %s", type(self).__name__, message)
+        # Said once, in the alert; the status line does not repeat it.
+        self._update(error=message, status="")
 
     def _on_refresh(self, content: dict[str, Any]) -> None:
         self._heartbeat_due = True
@@ -308,10 +422,10 @@ class SessionTable(CanfarWidget):
         self._update(busy=True, status="Refreshing…")
         try:
             await asyncio.wrap_future(self.feed.refresh_now())
-            self._update(status="")
-        except Exception:  # shown by _on_feed already
-            self._update(status="Refresh failed.")
+        except Exception:  # said once, by _on_feed, in `error`: not again in the status
+            pass
         finally:
+            self._update(status="")
             self._update(busy=False)
 
     def _on_delete(self, content: dict[str, Any]) -> None:
@@ -331,6 +445,23 @@ class SessionTable(CanfarWidget):
     def _on_close_detail(self, content: dict[str, Any]) -> None:
         self.hide_detail()
 
+    def _on_keep_alive(self, content: dict[str, Any]) -> None:
+        until = content.get("until")
+        self.keep_alive(_id_list(content.get("ids") or []), None if until is None else float(until))
+        if until is not None:
+            self._say(f"Keeping {self._names(_id_list(content.get('ids') or []))} alive.")
+
+    # What the view sends (plus "visibility", handled by CanfarWidget).
+    _messages: ClassVar[Messages] = {
+        "snapshot": _on_snapshot,
+        "refresh": _on_refresh,
+        "delete": _on_delete,
+        "renew": _on_renew,
+        "detail": _on_detail,
+        "close_detail": _on_close_detail,
+        "keep_alive": _on_keep_alive,
+    }
+
     # -- actions ----------------------------------------------------------------------------
 
     async def _act(self, verb: str, ids: list[str]) -> dict[str, bool]:
@@ -341,7 +472,7 @@ class SessionTable(CanfarWidget):
         self._update(pending={**self.pending, **dict.fromkeys(ids, doing)})
         self._update(status=f"{doing[:-1]} {_count(ids)}…")
         try:
-            call = self.backend.destroy if verb == "delete" else self.backend.renew
+            call = self.source.destroy if verb == "delete" else self.source.renew
             results = await call(ids)
         finally:
             self._update(pending={k: v for k, v in self.pending.items() if k not in ids})
@@ -349,23 +480,53 @@ class SessionTable(CanfarWidget):
         failed = [i for i in ids if not results.get(i)]
         self._error_from_poll = False
         if failed:
-            message = f"Could not {verb} {', '.join(failed)}."
-            self._update(error=message, status=message)
+            # One message per event: the alert says it; the status line does not repeat it.
+            self._update(error=f"Could not {verb} {self._names(failed)}.", status="")
         else:
-            self._update(status=f"{done} {_count(ok)}.", error="")
+            self._update(error="")
+            self._say(f"{done} {_count(ok)}.")
         # Show the consequence (Terminating, a new expiry) now rather than at the next tick.
-        self.feed.refresh_now()
+        refreshed = self.feed.refresh_now()
+        if verb == "renew" and ok:
+            await self._show_renewed(ok, refreshed)
         return results
+
+    async def _show_renewed(self, ids: list[str], refreshed: concurrent.futures.Future) -> None:
+        """Publish the renewed sessions' new expiry (the view shows it as a date, highlighted)."""
+        try:
+            await asyncio.wrap_future(refreshed)
+        except Exception:  # the poll's failure is shown by _on_feed
+            return
+        with self._rows_lock:
+            new = {
+                i: self._rows[i]["expiry"]
+                for i in ids
+                if i in self._rows and self._rows[i]["expiry"]
+            }
+        if new:
+            self._update(renewed={**self.renewed, **new})
+
+    def _names(self, ids: list[str]) -> str:
+        """``job-1, job-2`` for messages: names where known (ids are for machines)."""
+        with self._rows_lock:
+            return ", ".join((self._rows.get(i) or {}).get("name") or i for i in ids)
+
+    def _say(self, text: str) -> None:
+        """Show ``text`` in the status line, and clear it STATUS_SECONDS later unless replaced."""
+        self._status_token += 1
+        self._update(status=text)
+        # A weak reference: a closed table is not kept alive by its pending clear.
+        self._runner.spawn(
+            _clear_status_later(weakref.ref(self), self._status_token, text),
+            name="SessionTable:status",
+        )
 
     def _show_detail(self, session_id: str, kind: str) -> Any:
         if kind not in ("logs", "events"):
             raise ValueError(f"unknown detail view {kind!r}")
-        if kind == "logs":
-            from canfar_widgets.widgets.logs import LogViewer as View
-        else:
-            from canfar_widgets.widgets.events import EventsView as View
+        View = LogViewer if kind == "logs" else EventsView
         previous = self.detail
-        child = View([session_id], session=self.backend.session)
+        child = View([session_id], session=self.source.session)
         with self.hold_sync():
             self.detail = child
             self.detail_id = session_id
@@ -376,8 +537,9 @@ class SessionTable(CanfarWidget):
 
     # -- representations ----------------------------------------------------------------------
 
-    def _shown_rows(self) -> list[dict[str, Any]]:
+    def _shown_rows(self, *, hide_finished: bool | None = None) -> list[dict[str, Any]]:
         """The rows the filters let through, in the table's sort order (for the snapshot)."""
+        hide = self.hide_finished if hide_finished is None else hide_finished
         with self._rows_lock:
             rows = list(self._rows.values())
         needle = self.search.strip().lower()
@@ -387,7 +549,7 @@ class SessionTable(CanfarWidget):
                 continue
             if self.status_filter and row["status"] != self.status_filter:
                 continue
-            if self.hide_finished and row["kind"] == "headless" and row["finished"]:
+            if hide and row["kind"] == "headless" and row["finished"] and not row.get("watched"):
                 continue
             if needle and needle not in row["name"].lower() and needle not in row["id"].lower():
                 continue
@@ -395,7 +557,7 @@ class SessionTable(CanfarWidget):
         key = self.sort_by if self.sort_by in SORT_COLUMNS else "start"
         present = [r for r in out if _sort_value(r, key) is not None]
         missing = [r for r in out if _sort_value(r, key) is None]
-        present.sort(key=lambda r: (r["name"].lower(), r["id"]))
+        present.sort(key=lambda r: (natural_key(r["name"]), r["id"]))
         present.sort(key=lambda r: _sort_value(r, key), reverse=self.sort_desc)
         return present + missing
 
@@ -424,6 +586,18 @@ class SessionTable(CanfarWidget):
         self._wait_first()
         return super()._repr_mimebundle_(**kwargs)
 
+    def _empty_text(self, total: int) -> str:
+        """What an empty table says: loading, none at all, or how many are hidden and why."""
+        if not total:
+            if self.last_updated:
+                return "No sessions."
+            return "Not loaded." if self.error else "Loading sessions…"  # the error says why
+        with self._rows_lock:
+            rows = list(self._rows.values())
+        others = {r["id"] for r in self._shown_rows(hide_finished=False)}
+        finished = sum(1 for r in rows if r["id"] in others)  # shown but for "Hide finished"
+        return _hidden_text(finished, len(rows) - len(others))
+
     def _static_html(self) -> str:
         now = time.time()
         body_rows = []
@@ -433,30 +607,73 @@ class SessionTable(CanfarWidget):
                 seconds = row["expiry"] - now
                 left = "expired" if seconds <= 0 else _html.duration(seconds)
                 if 0 < seconds < 3600:
-                    left = _html.Raw(f'<span style="color:{_html.WARN};font-weight:600">⚠ {_html.esc(left)}</span>')
-            body_rows.append([
-                row["name"],
-                _html.mono(row["id"]),
-                row["kind"],
-                _html.state_html(row["status"], row["status_text"]),
-                _html.titled(row["image_short"], row["image"]),
-                f"{_fmt(row['cpu_used'])} / {_fmt(row['cpu_req'])}",
-                f"{_fmt(row['ram_used'], ' GB')} / {_fmt(row['ram_req'], ' GB')}",
-                _html.titled(_html.relative_time(row["start"], now), _html.absolute_time(row["start"])),
-                left,
-            ])
+                    left = _html.Raw(
+                        f'<span style="color:{_html.WARN};font-weight:600">⚠ {_html.esc(left)}</span>'
+                    )
+            body_rows.append(
+                [
+                    row["name"],
+                    _html.mono(row["id"]),
+                    row["kind"],
+                    _html.state_html(row["status"], row["status_text"]),
+                    _html.titled(row["image_short"], row["image"]),
+                    f"{_fmt(row['cpu_used'])} / {_fmt(row['cpu_req'])}",
+                    f"{format_gib(row['ram_used'])} / {format_gib(row['ram_req'])}",
+                    _html.titled(
+                        _html.relative_time(row["start"], now), _html.absolute_time(row["start"])
+                    ),
+                    left,
+                ]
+            )
         with self._rows_lock:
             total = len(self._rows)
         table = _html.table_html(
             f"CANFAR sessions: {len(body_rows)} shown of {total}",
-            ["Name", "ID", "Kind", "Status", "Image", "CPU used / req.", "RAM used / req.", "Started", "Time left"],
+            [
+                "Name",
+                "ID",
+                "Kind",
+                "Status",
+                "Image",
+                "CPU used / req.",
+                "RAM used / req.",
+                "Started",
+                "Time left",
+            ],
             body_rows,
-            empty="No sessions." if self.last_updated else "Loading sessions…",
+            empty=self._empty_text(total),
             numeric=(5, 6),
         )
         note = f"Updated {_html.clock_time(self.last_updated)}" if self.last_updated else ""
-        note = (note + " · " if note else "") + "static snapshot: run the notebook for the live table"
+        note = (
+            note + " · " if note else ""
+        ) + "static snapshot: run the notebook for the live table"
         return _html.snapshot("Sessions", table, note=note, error=self.error)
+
+
+def _hidden_text(finished: int, filtered: int) -> str:
+    why = []
+    if finished:
+        why.append(
+            f"{finished} finished job{' is' if finished == 1 else 's are'} hidden by “Hide finished”"
+        )
+    if filtered:
+        why.append(
+            f"{filtered} session{' does' if filtered == 1 else 's do'} not match the kind, status or search filter"
+        )
+    return f"No sessions shown: {'; '.join(why) or 'none match the filters'}."
+
+
+async def _clear_status_later(ref: weakref.ref[SessionTable], token: int, text: str) -> None:
+    await asyncio.sleep(STATUS_SECONDS)
+    table = ref()
+    if (
+        table is not None
+        and table.comm is not None
+        and table._status_token == token
+        and table.status == text
+    ):
+        table._update(status="")
 
 
 def _fmt(value: float | None, unit: str = "") -> str:

@@ -30,32 +30,39 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import traitlets
 
-from canfar_widgets.runner import get_runner
+from canfar_widgets import vocabulary
+from canfar_widgets.batches import Batch
+from canfar_widgets.errors import describe_error
+from canfar_widgets.models import SessionRecord
+from canfar_widgets.runner import explain_interrupt, get_runner
 from canfar_widgets.widgets import _html
-from canfar_widgets.widgets._base import CanfarWidget, describe_error
-from canfar_widgets.widgets.logs import _normalise_ids
-
-if TYPE_CHECKING:  # pragma: no cover
-    from canfar_widgets.models import SessionRecord
-    from canfar_widgets.widgets.feed import Subscription
+from canfar_widgets.widgets._base import CanfarWidget, Messages
+from canfar_widgets.widgets.batch_view import BatchView
+from canfar_widgets.widgets.feed import Subscription
+from canfar_widgets.widgets.log_viewer import _normalise_ids
 
 __all__ = ["STATES", "BatchWatch", "watch"]
 
-STATES = ("Pending", "Running", "Completed", "Failed", "Terminating", "missing")
-DONE_STATES = frozenset({"Completed", "Failed", "missing"})
+# The platform's states in lifecycle order, then "missing" (no longer known: finished too).
+STATES = (*vocabulary.STATES, vocabulary.MISSING)
+DONE_STATES = vocabulary.FINISHED_STATES | {vocabulary.MISSING}
 
 
-def watch(ids: str | Iterable[str], session: Any = None) -> BatchWatch:
-    """Watch sessions ``ids`` (one id or a list, e.g. what ``session.create`` returned).
+def watch(ids: str | Iterable[str] | Batch, session: Any = None) -> Any:
+    """Watch sessions ``ids`` (one id or a list, e.g. what ``session.create`` returned),
+    or a :class:`~canfar_widgets.batches.Batch` (then the widget is its ``BatchView``).
 
     Example:
         >>> batch = watch(session.create("job", image="skaha/terminal:1.1.2", replicas=5))
         >>> batch.wait(timeout=3600)
+        >>> watch(Batch.open("scan"))   # a recorded batch: names, reasons, Retry failed
     """
+    if isinstance(ids, Batch):
+        return BatchView.of(ids)
     return BatchWatch(ids, session)
 
 
@@ -81,6 +88,8 @@ class BatchWatch(CanfarWidget):
 
     ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     states = traitlets.Dict().tag(sync=True)
+    labels = traitlets.Dict().tag(sync=True)
+    """``{id: {"name": "scan-3", "replica": 3}}`` (replica 0 when the name has no number)."""
     counts = traitlets.Dict().tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
     done = traitlets.Int(0).tag(sync=True)
@@ -95,7 +104,7 @@ class BatchWatch(CanfarWidget):
         super().__init__(
             ids=ids, total=len(ids), counts=_count({}, ids), started_at=time.time(), **kwargs
         )
-        self._backend = self._attach(session)
+        self._attach(session)
         self._records: dict[str, SessionRecord] = {}
         self._missing: set[str] = set()
         self._confirming = False
@@ -104,7 +113,7 @@ class BatchWatch(CanfarWidget):
         self._done: concurrent.futures.Future[list[SessionRecord]] = concurrent.futures.Future()
         self._first: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._sub: Subscription | None = self._track(
-            self._backend.feed, self._on_feed, is_busy=self._waiting_on
+            self.source.feed, self._on_feed, is_busy=self._waiting_on
         )
 
     # -- public --------------------------------------------------------------------------------------
@@ -133,24 +142,31 @@ class BatchWatch(CanfarWidget):
 
     def refresh(self) -> concurrent.futures.Future[Any]:
         """Poll the platform now."""
-        return self._backend.feed.refresh_now()
+        return self.source.feed.refresh_now()
 
     # -- waiting -----------------------------------------------------------------------------------------
 
     async def _wait(self) -> list[SessionRecord]:
         if self._done.done():
             return self._done.result()
-        with self._lock:
-            self._waiters += 1
-        self._sync_visibility()  # a wait keeps the feed polling even with no view on screen
-        try:
-            self._backend.feed.refresh_now()
-            # shield: a cancelled wait (Ctrl-C, timeout) must not cancel the shared result.
-            return await asyncio.shield(asyncio.wrap_future(self._done))
-        finally:
+        # Explained from before the wait counts as one: a Ctrl-C landing while it starts
+        # (the runner thread still between these lines) says its line, not a bare interrupt.
+        with explain_interrupt(self._interrupted):
             with self._lock:
-                self._waiters -= 1
-            self._sync_visibility()
+                self._waiters += 1
+            self._sync_visibility()  # a wait keeps the feed polling even with no view on screen
+            try:
+                self.source.feed.refresh_now()
+                # shield: a cancelled wait (Ctrl-C, timeout) must not cancel the shared result.
+                return await asyncio.shield(asyncio.wrap_future(self._done))
+            finally:
+                with self._lock:
+                    self._waiters -= 1
+                self._sync_visibility()
+
+    def _interrupted(self) -> str:
+        """The one line an interrupted ``wait()`` shows."""
+        return f"Interrupted: {self.done} of {self.total} finished; the jobs keep running."
 
     def _sync_visibility(self) -> None:
         sub = self._sub
@@ -200,7 +216,7 @@ class BatchWatch(CanfarWidget):
 
     async def _confirm(self, absent: list[str]) -> None:
         try:
-            found = {r.id: r for r in await self._backend.info(absent) if r.id}
+            found = {r.id: r for r in await self.source.info(absent) if r.id}
         finally:
             self._confirming = False
         for sid in absent:
@@ -219,7 +235,7 @@ class BatchWatch(CanfarWidget):
         states = {}
         for sid in self.ids:
             if sid in self._missing:
-                states[sid] = "missing"
+                states[sid] = vocabulary.MISSING
             elif sid in self._records:
                 states[sid] = self._records[sid].state
             else:
@@ -229,8 +245,10 @@ class BatchWatch(CanfarWidget):
         starts = [r.start.timestamp() for r in self._records.values() if r.start is not None]
         started = min([self.started_at, *starts])
         finished = done == len(self.ids)
+        labels = {sid: _label(self._records[sid]) for sid in self.ids if sid in self._records}
         values: dict[str, Any] = {
             "states": states, "counts": counts, "done": done, "started_at": started,
+            "labels": {**self.labels, **labels},
         }  # fmt: skip
         if finished and not self.finished:
             values.update(finished=True, finished_at=time.time())
@@ -247,6 +265,10 @@ class BatchWatch(CanfarWidget):
     def _on_refresh(self, content: dict[str, Any]) -> None:
         self.refresh()
 
+    _messages: ClassVar[Messages] = {
+        "refresh": _on_refresh
+    }  # what the view sends (plus "visibility")
+
     # -- representations ------------------------------------------------------------------------------------
 
     def _summary(self) -> str:
@@ -254,7 +276,7 @@ class BatchWatch(CanfarWidget):
 
     def _static_html(self) -> str:
         counts = " · ".join(
-            f"{_html.state_html('Missing' if state == 'missing' else state)} {self.counts.get(state, 0)}"
+            f"{_html.state_html('Missing' if state == vocabulary.MISSING else state)} {self.counts.get(state, 0)}"
             for state in STATES
             if self.counts.get(state, 0) or state in ("Pending", "Running", "Completed", "Failed")
         )
@@ -265,6 +287,13 @@ class BatchWatch(CanfarWidget):
             f"{_html.esc('elapsed ' + _html.duration(end - self.started_at))}</div><div>{counts}</div>"
         )
         return _html.snapshot("Batch progress", body, error=self.error)
+
+
+def _label(record: SessionRecord) -> dict[str, Any]:
+    """A session's name and replica number (``scan-3`` is replica 3 of batch ``scan``)."""
+    name = record.name or ""
+    head, _, tail = name.rpartition("-")
+    return {"name": name, "replica": int(tail) if head and tail.isdigit() else 0}
 
 
 def _count(states: dict[str, str], ids: list[str]) -> dict[str, int]:
@@ -278,6 +307,9 @@ def _count(states: dict[str, str], ids: list[str]) -> dict[str, int]:
 def _describe(counts: dict[str, int], total: int, finished: bool) -> str:
     parts = [f"{counts[s]} {s}" for s in STATES if counts.get(s)]
     parts += [f"{n} {s}" for s, n in counts.items() if s not in STATES and n]
-    head = f"All {total} finished" if finished else f"{sum(counts.get(s, 0) for s in DONE_STATES)} of {total} finished"
+    head = (
+        f"All {total} finished"
+        if finished
+        else f"{sum(counts.get(s, 0) for s in DONE_STATES)} of {total} finished"
+    )
     return f"{head}: {', '.join(parts)}" if parts else head
-

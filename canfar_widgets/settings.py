@@ -6,33 +6,42 @@ Precedence, per setting: keyword argument > ``CANFAR_*`` environment variable >
 
 Credentials, first match wins: ``token`` (``CANFAR_TOKEN``) > ``certificate``
 (``CANFAR_CERTIFICATE``) > the config file's active login (OIDC or X.509) > anonymous.
+A saved X.509 login whose certificate file is missing does not fall back to anonymous: the
+client is built, but each request raises ``AuthenticationError`` saying how to log in, before
+anything is sent (as ``canfar`` raises its authentication-required error). A token sent over
+plain ``http://`` to a host other than this machine gives one warning per host.
 Resolution is pure and eager: it reads files and validates, but opens no connection.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import ssl
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-from pydantic import SecretStr
 
 from canfar_widgets import __version__
-from canfar_widgets.auth import BearerAuth, OIDCAuth, RegistryAuth
+from canfar_widgets.auth import BearerAuth, OIDCAuth, RegistryAuth, revealed
 from canfar_widgets.errors import ConfigurationError
-from canfar_widgets.models import (
-    Configuration,
-    ContainerRegistry,
-    OIDCCredential,
-    X509Credential,
-    caller_stacklevel,
-    default_certificate_path,
-)
+
+# The configuration and registry models load only when a config file, a registry or a saved
+# login is involved: a client given its URL and credential with no config file around never
+# needs them (docs/performance.md, "First call").
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import SecretStr
+
+    from canfar_widgets.models import (
+        Configuration,
+        ContainerRegistry,
+        OIDCCredential,
+        X509Credential,
+    )
 
 __all__ = ["DEFAULT_URL", "ClientSettings", "resolve_settings"]
 
@@ -72,6 +81,9 @@ class ClientSettings:
     registry: ContainerRegistry | None = None
     certificate: Path | None = field(default=None)
     idp: str | None = field(default=None)
+    # Why no request may be sent (say, the saved X.509 login's certificate file is missing):
+    # the Wire raises an AuthenticationError with this text before opening any connection.
+    login_problem: str | None = field(default=None)
 
     def __repr__(self) -> str:
         # Deliberately field by field: never the auth object's internals or the registry secret.
@@ -129,6 +141,8 @@ def resolve_settings(
         ('https://example.org/skaha/v1/', 'token', 'RUNTIME-TOKEN')
     """
     if unknown:
+        from canfar_widgets.stacklevel import caller_stacklevel  # it imports pydantic: on first use
+
         names = ", ".join(sorted(unknown))
         warnings.warn(
             f"unknown keyword argument(s) ignored: {names}",
@@ -138,20 +152,29 @@ def resolve_settings(
     if loglevel is not None:
         logging.getLogger("canfar_widgets").setLevel(_loglevel(loglevel))
 
-    timeout_value = _timeout(timeout, _getenv("CANFAR_TIMEOUT"))
-    concurrency_value = _concurrency(concurrency, _getenv("CANFAR_CONCURRENCY"))
-    errors_value = _errors(errors)
+    timeout_value = _timeout(*_keyword_or_variable(timeout, "timeout", "CANFAR_TIMEOUT"))
+    concurrency_value = _concurrency(
+        *_keyword_or_variable(concurrency, "concurrency", "CANFAR_CONCURRENCY")
+    )
+    errors_value = _errors(*_keyword_or_variable(errors, "errors", "CANFAR_ERRORS"))
 
-    if isinstance(config, (str, os.PathLike)):
-        config = Configuration.load(config)  # a path to a config.yaml
-    if config is not None and not isinstance(config, Configuration):
-        raise ConfigurationError(
-            f"config must be a Configuration or a path to a config.yaml, not {type(config).__name__}"
-        )
-    if registry is not None and not isinstance(registry, ContainerRegistry):
-        raise ConfigurationError(
-            f"registry must be a ContainerRegistry, not {type(registry).__name__}"
-        )
+    if config is not None:
+        from canfar_widgets.models import Configuration
+
+        if isinstance(config, (str, os.PathLike)):
+            config = Configuration.load(config)  # a path to a config.yaml
+        if not isinstance(config, Configuration):
+            raise ConfigurationError(
+                "config must be a Configuration or a path to a config.yaml, "
+                f"not {type(config).__name__}"
+            )
+    if registry is not None:
+        from canfar_widgets.models import ContainerRegistry
+
+        if not isinstance(registry, ContainerRegistry):
+            raise ConfigurationError(
+                f"registry must be a ContainerRegistry, not {type(registry).__name__}"
+            )
 
     token_value = _secret(token) if token is not None else _getenv("CANFAR_TOKEN")
     cert_value: Path | None = None
@@ -160,6 +183,8 @@ def resolve_settings(
     elif (env_cert := _getenv("CANFAR_CERTIFICATE")) is not None:
         cert_value = Path(env_cert).expanduser()
     if token_value and cert_value is not None:
+        from canfar_widgets.stacklevel import caller_stacklevel  # it imports pydantic: on first use
+
         warnings.warn(
             "both a token and a certificate were given; the token is used and the certificate ignored",
             UserWarning,
@@ -173,7 +198,15 @@ def resolve_settings(
     needs_file = config is None and (
         url_value is None or not runtime_credential or registry is None
     )
-    configuration = config if config is not None else (Configuration.load() if needs_file else None)
+    if needs_file and url_value is not None and runtime_credential and _nothing_saved():
+        # What loading would give here: the defaults, whose only use with a URL and a
+        # credential given is the registry (from the environment), and there is none.
+        needs_file = False
+    configuration = config
+    if configuration is None and needs_file:
+        from canfar_widgets.models import Configuration
+
+        configuration = Configuration.load()
 
     base_url = _base_url(url_value, server, version, configuration)
     registry_value = (
@@ -191,6 +224,7 @@ def resolve_settings(
     verify: ssl.SSLContext | bool = True
     idp: str | None = None
     certificate_path: Path | None = None
+    login_problem: str | None = None
 
     if token_value:
         mode: Mode = "token"
@@ -211,7 +245,7 @@ def resolve_settings(
                 f"no saved login named {authentication_idp!r} in the CANFAR configuration "
                 f"(known: {', '.join(configuration.authentication) or 'none'})"
             )
-        mode, auth, verify, certificate_path = _saved_login(
+        mode, auth, verify, certificate_path, login_problem = _saved_login(
             record, idp, configuration, registry_value
         )
         if mode == "oidc":
@@ -221,6 +255,8 @@ def resolve_settings(
 
     if auth is None and registry_value is not None:
         auth = RegistryAuth(registry_value)
+    if mode in ("token", "oidc"):
+        _warn_plain_http(base_url)
 
     return ClientSettings(
         base_url=base_url,
@@ -234,6 +270,7 @@ def resolve_settings(
         registry=registry_value,
         certificate=certificate_path,
         idp=idp,
+        login_problem=login_problem,
     )
 
 
@@ -242,12 +279,42 @@ def resolve_settings(
 # --------------------------------------------------------------------------------------
 
 
+# The environment variables a default configuration takes a registry login from
+# (canfar_widgets.models.registry.registry_from_environment).
+_REGISTRY_VARIABLES = frozenset(
+    {
+        "CANFAR_REGISTRY__URL",
+        "CANFAR_REGISTRY__USERNAME",
+        "CANFAR_REGISTRY__SECRET",
+        "SKAHA_REGISTRY_USERNAME",
+        "SKAHA_REGISTRY_SECRET",
+    }
+)
+
+
+def _nothing_saved() -> bool:
+    """No ``~/.canfar/config.yaml`` and no registry variable: loading would give defaults.
+
+    Conservative: any doubt (an unreadable home, a registry variable set even to blanks)
+    answers False, and the configuration is loaded as before.
+    """
+    if any(value and name.upper() in _REGISTRY_VARIABLES for name, value in os.environ.items()):
+        return False
+    try:
+        # Where Configuration.load() looks (models.configuration.default_config_path).
+        return not (Path.home() / ".canfar" / "config.yaml").exists()
+    except (OSError, RuntimeError):  # RuntimeError: no home directory could be determined
+        return False
+
+
 def _saved_login(
     record: X509Credential | OIDCCredential | None,
     idp: str,
     configuration: Configuration,
     registry: ContainerRegistry | None,
-) -> tuple[Mode, httpx.Auth | None, ssl.SSLContext | bool, Path | None]:
+) -> tuple[Mode, httpx.Auth | None, ssl.SSLContext | bool, Path | None, str | None]:
+    from canfar_widgets.models import OIDCCredential, X509Credential
+
     if isinstance(record, OIDCCredential):
         if record.expired() and not record.refreshable:
             raise ConfigurationError(
@@ -255,20 +322,58 @@ def _saved_login(
                 "run `canfar login` again"
             )
         auth = OIDCAuth(record, idp=idp, path=configuration.path, registry=registry)
-        return "oidc", auth, True, None
+        return "oidc", auth, True, None, None
     if isinstance(record, X509Credential) and record.path is not None:
         path = Path(record.path).expanduser()
         if path.is_file():
-            return "x509", None, _ssl_context(path, explicit=False), path
-        # No certificate yet (never logged in, or it was deleted): go anonymous instead of
-        # failing here, so the server's own answer reaches the user.
-        log.info("no X.509 certificate at %s; connecting anonymously", path)
-    return "none", None, True, None
+            return "x509", None, _ssl_context(path, explicit=False), path, None
+        # No certificate (never logged in, or it was deleted). Building the client still
+        # works (a widget may be created before logging in), but every request is refused
+        # before it is sent, as canfar does: anonymous requests would only get empty
+        # results and a server error that does not say how to log in.
+        problem = (
+            f"Not logged in: the saved X.509 login {idp!r} uses the certificate {path}, which "
+            "does not exist. Log in with `canfar auth login` (or `canfar login`) to get one, "
+            "or pass token=... or certificate=... to the session."
+        )
+        return "none", None, True, None, problem
+    return "none", None, True, None, None
+
+
+_warned_plain_http: set[str] = set()
+
+
+def _warn_plain_http(base_url: str) -> None:
+    """Warn once per host when a bearer token would travel unencrypted off this machine."""
+    parsed = httpx.URL(base_url)
+    host = parsed.host
+    if parsed.scheme != "http" or _loopback(host) or host in _warned_plain_http:
+        return
+    _warned_plain_http.add(host)
+    from canfar_widgets.stacklevel import caller_stacklevel  # it imports pydantic: on first use
+
+    warnings.warn(
+        f"the token would be sent over plain http:// to {host}, where anyone on the network "
+        "can read it; use an https:// URL",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _ssl_context(path: Path, *, explicit: bool) -> ssl.SSLContext:
     """A TLS (>= 1.2) context presenting the client certificate in ``path`` (cert + key)."""
     if not path.is_file():
+        from canfar_widgets.models import default_certificate_path
+
         hint = " (run `canfar login` to get one)" if path == default_certificate_path() else ""
         raise ConfigurationError(f"certificate file {path} does not exist{hint}")
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
@@ -315,10 +420,15 @@ def _base_url(
     return text if text.endswith("/") else text + "/"
 
 
-def _timeout(value: Any, env: str | None) -> float:
-    source = "timeout"
-    if value is None and env is not None:
-        value, source = env, "CANFAR_TIMEOUT"
+def _keyword_or_variable(value: Any, keyword: str, variable: str) -> tuple[Any, str]:
+    """The keyword's value if given, else the environment variable's (keywords > env), with
+    the name a bad value is reported under."""
+    if value is None and (env := _getenv(variable)) is not None:
+        return env, variable
+    return value, keyword
+
+
+def _timeout(value: Any, source: str) -> float:
     if value is None:
         return DEFAULT_TIMEOUT
     try:
@@ -334,10 +444,7 @@ def _timeout(value: Any, env: str | None) -> float:
     return number
 
 
-def _concurrency(value: Any, env: str | None) -> int:
-    source = "concurrency"
-    if value is None and env is not None:
-        value, source = env, "CANFAR_CONCURRENCY"
+def _concurrency(value: Any, source: str) -> int:
     if value is None:
         return DEFAULT_CONCURRENCY
     number: int | None = None
@@ -352,14 +459,16 @@ def _concurrency(value: Any, env: str | None) -> int:
     return number
 
 
-def _errors(value: Any) -> Literal["ignore", "raise"]:
+def _errors(value: Any, source: str) -> Literal["ignore", "raise"]:
+    if source == "CANFAR_ERRORS":
+        value = value.lower()  # the variable's case does not matter; the keyword's does
     if value is None:
         return "ignore"
     if value == "ignore":
         return "ignore"
     if value == "raise":
         return "raise"
-    raise ConfigurationError(f"errors must be 'ignore' or 'raise', got {value!r}")
+    raise ConfigurationError(f"{source} must be 'ignore' or 'raise', got {value!r}")
 
 
 def _loglevel(value: int | str) -> int:
@@ -375,8 +484,7 @@ def _loglevel(value: int | str) -> int:
 
 
 def _secret(value: str | SecretStr) -> str | None:
-    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    return text.strip() or None
+    return str(revealed(value)).strip() or None
 
 
 def _getenv(name: str) -> str | None:

@@ -4,6 +4,8 @@ The platform answers ``GET session/<id>?view=events`` with kubectl's whitespace-
 table; :func:`canfar_widgets.models.parse_events` turns it into rows, and this widget shows
 one table per session with Type, Reason, Message, First seen and Last seen. Warnings
 (ImagePullBackOff, FailedScheduling, OOMKilled...) are marked with words, not colour alone.
+Each table is headed by the session's name (``multi2-1``), its id on hover: people know
+their sessions by name.
 
 Example:
     >>> from canfar_widgets import EventsView
@@ -20,14 +22,14 @@ import asyncio
 import concurrent.futures
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import traitlets
 
-from canfar_widgets.errors import NotFound
+from canfar_widgets.errors import NotFound, describe_error
 from canfar_widgets.widgets import _html
-from canfar_widgets.widgets._base import CanfarWidget, describe_error
-from canfar_widgets.widgets.logs import _normalise_ids
+from canfar_widgets.widgets._base import CanfarWidget, Messages
+from canfar_widgets.widgets.log_viewer import _normalise_ids
 
 __all__ = ["EventsView", "event_row"]
 
@@ -63,7 +65,8 @@ class EventsView(CanfarWidget):
 
     Traits: ``events`` ``{id: [{type, reason, message, first_time, last_time}]}`` (times in
     epoch seconds), ``problems`` ``{id: message}`` for sessions whose events could not be
-    read.
+    read, ``names`` ``{id: name}`` (from the shared session list, else one ``info`` call;
+    a session whose name is unknown is headed by its id).
 
     Example:
         >>> view = EventsView(["k3x9ab2q"], session)
@@ -77,13 +80,14 @@ class EventsView(CanfarWidget):
     ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     events = traitlets.Dict().tag(sync=True)
     problems = traitlets.Dict().tag(sync=True)
+    names = traitlets.Dict().tag(sync=True)
 
     def __init__(self, ids: str | Iterable[str], session: Any = None, **kwargs: Any) -> None:
         ids = _normalise_ids(ids)
         if not ids:
             raise ValueError("EventsView needs at least one session id")
         super().__init__(ids=ids, **kwargs)
-        self._backend = self._attach(session)
+        self._attach(session)
         self._initial = self.refresh()
 
     def refresh(self) -> concurrent.futures.Future[Any]:
@@ -102,10 +106,16 @@ class EventsView(CanfarWidget):
     def _on_refresh(self, content: dict[str, Any]) -> None:
         self.refresh()
 
+    _messages: ClassVar[Messages] = {
+        "refresh": _on_refresh
+    }  # what the view sends (plus "visibility")
+
     async def _refresh(self) -> None:
         ids = list(self.ids)
         # One call per session, so one vanished session does not hide the others' events.
-        results = await asyncio.gather(*(self._backend.events([sid]) for sid in ids), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.source.events([sid]) for sid in ids), return_exceptions=True
+        )
         events: dict[str, list[dict[str, Any]]] = {}
         problems: dict[str, str] = {}
         for sid, result in zip(ids, results, strict=True):
@@ -119,13 +129,33 @@ class EventsView(CanfarWidget):
                 problems[sid] = "Could not read events: the session may have been deleted."
             else:
                 events[sid] = [event_row(e) for e in result[sid]]
+        names = await self._names(ids)
         count = sum(len(rows) for rows in events.values())
-        warnings = sum(1 for rows in events.values() for r in rows if r["type"].lower() == "warning")
-        self._update(events=events, problems=problems)
+        warnings = sum(
+            1 for rows in events.values() for r in rows if r["type"].lower() == "warning"
+        )
+        self._update(events=events, problems=problems, names=names)
         summary = f"{count} event{'s' if count != 1 else ''}"
         if warnings:
             summary += f", {warnings} warning{'s' if warnings != 1 else ''}"
         self._mark_updated(f"{summary}; updated {_clock()}")
+
+    async def _names(self, ids: list[str]) -> dict[str, str]:
+        """``{id: name}``: from the shared session list when it has them, else one ``info``."""
+        known = {r.id: r.name for r in (self.source.feed.value or []) if r.id in ids and r.name}
+        known.update({k: v for k, v in self.names.items() if k in ids and k not in known})
+        missing = [sid for sid in ids if sid not in known]
+        if missing:
+            try:
+                records = await self.source.info(missing)
+            except Exception:  # names are a nicety: the id heads the table then
+                records = []
+            known.update({r.id: r.name for r in records if r.id and r.name})
+        return known
+
+    def title_of(self, session_id: str) -> str:
+        """The heading of a session's table: its name, or its id while the name is unknown."""
+        return self.names.get(session_id) or session_id
 
     # -- representations ------------------------------------------------------------------------
 
@@ -140,11 +170,15 @@ class EventsView(CanfarWidget):
             for row in self.events.get(sid, []):
                 kind: object = row["type"]
                 if row["type"].lower() == "warning":
-                    kind = _html.Raw(f'<span style="color:{_html.WARN};font-weight:600">⚠ Warning</span>')
+                    kind = _html.Raw(
+                        f'<span style="color:{_html.WARN};font-weight:600">⚠ Warning</span>'
+                    )
                 rows.append([kind, row["reason"], row["message"],
                              _html.absolute_time(row["first_time"]), _html.absolute_time(row["last_time"])])  # fmt: skip
             empty = self.problems.get(sid, "No events.")
-            tables.append(_html.table_html(f"Events of {sid}", COLUMNS, rows, empty=empty))
+            title = self.title_of(sid)
+            caption = f"Events of {title}" + (f" (id {sid})" if title != sid else "")
+            tables.append(_html.table_html(caption, COLUMNS, rows, empty=empty))
         note = "static snapshot: run the notebook to refresh"
         return _html.snapshot("Session events", "".join(tables), note=note, error=self.error)
 
