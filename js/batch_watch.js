@@ -2,10 +2,15 @@
 // total), counts by state in words and colour, elapsed time, and the sessions by state.
 
 import { h, listen, reportVisibility, statusParts, bindStatus } from "./lib/dom.js";
+import { kernelActions } from "./lib/busy.js";
 import { duration } from "./lib/format.js";
+import { VOCABULARY } from "./lib/vocabulary.js";
 
-const STATE_ORDER = ["Completed", "Failed", "missing", "Terminating", "Running", "Pending"];
-const DONE = new Set(["Completed", "Failed", "missing"]);
+// "missing" is this widget's word for a session the platform no longer knows: it counts as
+// finished. Finished first, then the rest from the latest state back to the first.
+const DONE = new Set([...VOCABULARY.finishedStates, VOCABULARY.missing]);
+const STATE_ORDER = [...VOCABULARY.finishedStates, VOCABULARY.missing,
+  ...[...VOCABULARY.states].reverse().filter((s) => !DONE.has(s))];
 
 function render({ model, el }) {
   const bar = h("div", { class: "cw-bw-bar", role: "progressbar", "aria-valuemin": "0" });
@@ -48,9 +53,18 @@ function render({ model, el }) {
         ` ${c[s] || 0}`)));
     const byState = {};
     for (const [id, s] of Object.entries(model.get("states") || {})) (byState[s] ||= []).push(id);
+    // Sessions by name and replica number (the id is in the tooltip), in replica order.
+    const labels = model.get("labels") || {};
+    const order = (id) => (labels[id] && labels[id].replica) || 0;
+    const label = (id) => {
+      const l = labels[id];
+      if (!l || !l.name) return h("code", {}, id);
+      return h("span", { class: "cw-bw-session", title: `session ${id}` },
+        h("code", {}, l.name), l.replica ? ` (replica ${l.replica})` : "");
+    };
     list.replaceChildren(...states.filter((s) => byState[s]).map((s) =>
       h("p", {}, h("span", { class: `cw-state cw-state-${s}` }, `${s === "missing" ? "Missing" : s}: `),
-        ...byState[s].flatMap((id, i) => [i ? ", " : "", h("code", {}, id)]))));
+        ...byState[s].sort((a, b) => order(a) - order(b)).flatMap((id, i) => [i ? ", " : "", label(id)]))));
     tick();
   };
 
@@ -61,13 +75,15 @@ function render({ model, el }) {
   };
 
 
-  refreshButton.addEventListener("click", () => model.send({ kind: "refresh" }));
+  const actions = kernelActions(model); // says "Waiting for the kernel" if the click waits
+  refreshButton.addEventListener("click", () => actions.send(refreshButton, { kind: "refresh" }));
   draw();
   const timer = setInterval(tick, 1000);
   const cleanups = [
     reportVisibility(model, root),
-    listen(model, ["counts", "states", "total", "done", "finished", "started_at", "finished_at"], draw),
+    listen(model, ["counts", "states", "labels", "total", "done", "finished", "started_at", "finished_at"], draw),
     bindStatus(model, { alert, status }),
+    () => actions.dispose(),
   ];
   return () => {
     clearInterval(timer);

@@ -2,6 +2,7 @@
 // seen). Warning rows carry the word "Warning" with a marker and a class, never colour only.
 
 import { h, listen, statusParts, uid } from "./lib/dom.js";
+import { kernelActions } from "./lib/busy.js";
 import { absoluteTime, relativeTime } from "./lib/format.js";
 
 const COLUMNS = ["Type", "Reason", "Message", "First seen", "Last seen"];
@@ -25,16 +26,21 @@ function eventRow(row) {
     timeCell(row.last_time));
 }
 
-function sessionTable(id, rows, problem, headingId) {
+// The heading names the session as people know it ("multi2-1"); the id is on hover and
+// in the accessible description, not instead of the name (issue 15, item 15).
+function sessionTable(id, name, rows, problem, headingId, empty) {
   const warnings = rows.filter((r) => String(r.type || "").toLowerCase() === "warning").length;
+  const title = name && name !== id
+    ? h("span", { class: "cw-ev-name", title: `id ${id}` }, name, h("span", { class: "cw-sr-only" }, ` (id ${id})`))
+    : h("span", { class: "cw-mono", title: `id ${id}` }, id);
   const caption = h("caption", { id: headingId },
-    h("span", { class: "cw-mono" }, id),
+    "Events of ", title,
     ` · ${rows.length} event${rows.length === 1 ? "" : "s"}`,
     warnings ? h("span", { class: "cw-ev-count-warning" }, ` · ${warnings} warning${warnings === 1 ? "" : "s"}`) : null);
   const body = h("tbody", {});
   if (rows.length === 0) {
     body.append(h("tr", {}, h("td", { colspan: "5", class: problem ? "cw-ev-problem" : "cw-muted" },
-      problem || "No events (the platform keeps them for about an hour).")));
+      problem || empty)));
   }
   for (const row of rows) body.append(eventRow(row));
   return h("section", { class: "cw-ev-session", "aria-labelledby": headingId },
@@ -46,7 +52,7 @@ function sessionTable(id, rows, problem, headingId) {
 
 function render({ model, el }) {
   const base = uid("cw-ev");
-  const refreshButton = h("button", { type: "button" }, "Refresh");
+  const refreshButton = h("button", { type: "button", "aria-label": "Refresh events" }, "Refresh");
   const tables = h("div", { class: "cw-ev-tables" });
   const { alert, status } = statusParts();
   const root = h("div", { class: "canfar-w cw-events" },
@@ -58,22 +64,27 @@ function render({ model, el }) {
     const events = model.get("events") || {};
     const problems = model.get("problems") || {};
     const ids = model.get("ids") || [];
+    const names = model.get("names") || {};
     tables.replaceChildren(...ids.map((id, i) =>
-      sessionTable(id, events[id] || [], problems[id], `${base}-t${i}`)));
+      sessionTable(id, names[id], events[id] || [], problems[id], `${base}-t${i}`,
+        id in events ? "No events (the platform keeps them for about an hour)."
+          : model.get("busy") ? "Loading events…" : "Not loaded.")));
   };
   const showStatus = () => {
     status.textContent = model.get("busy") ? "Fetching events..." : model.get("status") || "";
     alert.textContent = model.get("error") || "";
     refreshButton.disabled = Boolean(model.get("busy"));
   };
-  refreshButton.addEventListener("click", () => model.send({ kind: "refresh" }));
+  const actions = kernelActions(model); // says "Waiting for the kernel" if the click waits
+  refreshButton.addEventListener("click", () => actions.send(refreshButton, { kind: "refresh" }));
 
   draw();
   showStatus();
   // Relative times ("5 min ago") age while the view is open.
   const timer = setInterval(draw, 30000);
   const cleanups = [
-    listen(model, ["events", "problems", "ids"], draw),
+    () => actions.dispose(),
+    listen(model, ["events", "problems", "ids", "names", "busy"], draw),
     listen(model, ["status", "error", "busy"], showStatus),
   ];
   return () => {

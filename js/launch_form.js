@@ -5,12 +5,13 @@
 
 import { h, isolateKeys, listen, statusParts, uid } from "./lib/dom.js";
 import { copyText } from "./lib/copy.js";
+import { kernelActions } from "./lib/busy.js";
 import {
-  PLATFORM_SIZED_KINDS, pythonCode, toWhole, validateSpec,
+  HARD_LIMITS, PLATFORM_SIZED_KINDS, checkResource, launchNotes, pythonCode, toWhole, validateSpec,
 } from "./lib/launch_rules.js";
 
 const LABEL = {
-  name: "Name", kind: "Kind", image: "Image", cores: "Cores", ram: "RAM (GB)", gpus: "GPUs",
+  name: "Name", kind: "Kind", image: "Image", cores: "Cores", ram: "RAM (GiB)", gpus: "GPUs",
   cmd: "Command", args: "Arguments", env: "Environment", replicas: "Replicas",
   registry: "Registry", form: "Launch",
 };
@@ -30,10 +31,15 @@ function render({ model, el }) {
   const touched = new Set();
   let attempted = false; // after a launch attempt every problem shows, touched or not
   let pending = null; // nonce of the launch in flight: one launch per click, never two
-  let imageAuto = !model.get("image"); // the image was picked for the user, not typed
+  // Pick one of the kind's images when they arrive: at first (no image yet) and after the
+  // person chooses a kind, as the Science Portal does. Typing or clearing the image stops it,
+  // so a cleared field stays empty.
+  let pickImage = !model.get("image");
 
   // One labelled field: label[for], control, optional hint, error line (aria-describedby).
-  const field = (key, control, hint = null) => {
+  // errorsIn: where the error line goes (default: under the control). The resources row
+  // shares one line below it, so a message does not widen a narrow number field.
+  const field = (key, control, hint = null, errorsIn = null) => {
     control.id = idOf(key);
     const hintEl = hint === null ? null : h("div", { class: "cw-lf-hint cw-muted", id: idOf(`${key}-hint`) }, hint);
     const err = h("div", { class: "cw-lf-error", id: idOf(`${key}-err`) });
@@ -41,8 +47,9 @@ function render({ model, el }) {
     hints[key] = hintEl;
     control.setAttribute("aria-describedby", [hintEl && hintEl.id, err.id].filter(Boolean).join(" "));
     inputs[key] = control;
+    if (errorsIn) errorsIn.append(err);
     return h("div", { class: `cw-lf-field cw-lf-${key}` },
-      h("label", { for: control.id }, LABEL[key]), control, hintEl, err);
+      h("label", { for: control.id }, LABEL[key]), control, hintEl, errorsIn ? null : err);
   };
   const numberInput = (attrs = {}) =>
     h("input", { type: "number", step: "1", inputmode: "numeric", autocomplete: "off", ...attrs });
@@ -50,12 +57,14 @@ function render({ model, el }) {
   // -- controls ------------------------------------------------------------------------------
   const nameInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", maxlength: "63", required: true });
   const kindSelect = h("select", {});
-  const imageList = h("datalist", { id: idOf("images") });
-  const imageInput = h("input", { type: "text", list: imageList.id, autocomplete: "off", spellcheck: "false", placeholder: "project/name:tag" });
+  const imageInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "registry/project/name:tag" });
+  // A real choice of the kind's images, grouped by project (not a <datalist> the browser
+  // filters by what is typed); the text box above takes any image.
+  const imageSelect = h("select", { id: idOf("image-choice"), class: "cw-lf-image-choice" });
   const coresList = h("datalist", { id: idOf("cores-options") });
   const ramList = h("datalist", { id: idOf("ram-options") });
   const coresInput = numberInput({ min: "1", list: coresList.id });
-  const ramInput = numberInput({ min: "1", list: ramList.id });
+  const ramInput = numberInput({ min: "1", list: ramList.id, class: "cw-lf-ram-input" });
   const gpusInput = numberInput({ min: "0", placeholder: "none", title: "Leave empty for no GPU" });
   const cmdInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. python" });
   const argsInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. /arc/home/me/run.py --fast" });
@@ -65,6 +74,7 @@ function render({ model, el }) {
   const flexRadio = h("input", { type: "radio", name: idOf("resources"), value: "flexible", id: idOf("flexible") });
   const fixedRadio = h("input", { type: "radio", name: idOf("resources"), value: "fixed", id: idOf("fixed") });
   const resourcesHint = h("div", { class: "cw-lf-hint cw-muted", id: idOf("resources-hint") });
+  const resourceErrors = h("div", { class: "cw-lf-row-errors" });
   const resources = h("fieldset", { class: "cw-lf-resources", "aria-describedby": resourcesHint.id },
     h("legend", {}, "Resources"),
     h("div", { class: "cw-lf-radios" },
@@ -72,8 +82,9 @@ function render({ model, el }) {
       h("span", {}, fixedRadio, h("label", { for: fixedRadio.id }, "Fixed")),
       resourcesHint),
     h("div", { class: "cw-lf-row" },
-      field("cores", coresInput), field("ram", ramInput), field("gpus", gpusInput)),
-    coresList, ramList);
+      field("cores", coresInput, null, resourceErrors), field("ram", ramInput, null, resourceErrors),
+      field("gpus", gpusInput, null, resourceErrors)),
+    resourceErrors, coresList, ramList);
 
   const headless = h("fieldset", { class: "cw-lf-headless" },
     h("legend", {}, "Headless job"),
@@ -89,19 +100,23 @@ function render({ model, el }) {
   errorEls.registry = registryErr;
   userInput.setAttribute("aria-describedby", registryErr.id);
   secretInput.setAttribute("aria-describedby", registryErr.id);
+  const registrySummary = h("summary", { id: idOf("registry-summary") }, "Private image registry");
   const registry = h("details", { class: "cw-lf-registry" },
-    h("summary", {}, "Private image registry"),
-    h("p", { class: "cw-lf-hint cw-muted" },
-      "Only for private images. Sent with this launch only; never stored in the notebook."),
-    h("div", { class: "cw-lf-row" },
-      h("div", { class: "cw-lf-field" }, h("label", { for: userInput.id }, "Registry username"), userInput),
-      h("div", { class: "cw-lf-field" }, h("label", { for: secretInput.id }, "Registry secret"), secretInput)),
-    registryErr);
+    registrySummary,
+    // A named group, so a screen reader says what these two fields are for.
+    h("div", { role: "group", "aria-labelledby": registrySummary.id, class: "cw-lf-registry-body" },
+      h("p", { class: "cw-lf-hint cw-muted" },
+        "Only for private images. Sent with this launch only; never stored in the notebook."),
+      h("div", { class: "cw-lf-row" },
+        h("div", { class: "cw-lf-field" }, h("label", { for: userInput.id }, "Registry username"), userInput),
+        h("div", { class: "cw-lf-field" }, h("label", { for: secretInput.id }, "Registry secret"), secretInput)),
+      registryErr));
 
   const launchButton = h("button", { type: "submit", class: "cw-primary cw-lf-launch" }, "Launch");
   const codeId = idOf("code");
   const codeButton = h("button", { type: "button", "aria-expanded": "false", "aria-controls": codeId }, "Show code");
-  const warning = h("div", { class: "cw-lf-warning", hidden: true });
+  const warning = h("div", { class: "cw-lf-warning", id: idOf("warning"), "aria-live": "polite", hidden: true });
+  const lookAgain = h("button", { type: "button", class: "cw-lf-look-again", hidden: true }, "Look again");
   const { alert, status } = statusParts();
   const codeText = h("code", {});
   const copyButton = h("button", { type: "button" }, "Copy");
@@ -114,9 +129,11 @@ function render({ model, el }) {
   const root = h("form", { class: "canfar-w cw-launch", novalidate: true, "aria-label": "Launch a CANFAR session" },
     h("div", { class: "cw-lf-row" },
       field("name", nameInput), field("kind", kindSelect)),
-    field("image", imageInput, ""), imageList,
+    field("image", imageInput, ""),
+    h("div", { class: "cw-lf-field cw-lf-image-pick" },
+      h("label", { for: imageSelect.id }, "Choose an image"), imageSelect),
     resources, headless, registry, warning,
-    h("div", { class: "cw-lf-actions" }, launchButton, codeButton),
+    h("div", { class: "cw-lf-actions" }, launchButton, codeButton, lookAgain),
     status, alert, codePanel);
   el.append(root);
 
@@ -131,18 +148,47 @@ function render({ model, el }) {
     kindSelect.value = current;
   };
 
+  // "registry/project/name:tag" -> project ("skaha"), as the portal groups its images.
+  const projectOf = (id) => { const parts = id.split("/"); return parts.length > 1 ? parts[parts.length - 2] : ""; };
+  const shortName = (id) => id.split("/").pop();
+  const OTHER = ""; // the select's "type any image" entry
+
   const fillImages = () => {
     const images = (model.get("images") || {})[kind()];
-    imageList.replaceChildren(...(images || []).map((id) => h("option", { value: id })));
-    hints.image.textContent = images === undefined
-      ? "Loading images..."
-      : `${images.length} ${KIND_TITLE[kind()] || kind()} image${images.length === 1 ? "" : "s"}; or type any image reference.`;
-    // Offer the first image of the kind unless the user typed their own.
-    if (images && images.length && (imageAuto || !imageInput.value) && !images.includes(imageInput.value)) {
-      imageInput.value = images[0];
-      imageAuto = true;
-      push("image");
+    // Not loaded (say, the login was refused): say so, not "Loading..." for ever; the error
+    // itself is in the alert, or in a Dashboard its login banner.
+    const failed = (model.get("images_failed") || []).includes(kind());
+    const title = KIND_TITLE[kind()] || kind();
+    const groups = new Map();
+    for (const id of images || []) {
+      const project = projectOf(id);
+      if (!groups.has(project)) groups.set(project, []);
+      groups.get(project).push(id);
     }
+    imageSelect.replaceChildren(
+      h("option", { value: OTHER }, images !== undefined ? "Any image: type it above"
+        : failed ? "Images not loaded: type any image above" : "Loading images..."),
+      ...[...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([project, ids]) =>
+        h("optgroup", { label: project || "other" },
+          ...ids.map((id) => h("option", { value: id, title: id }, shortName(id))))));
+    hints.image.textContent = images === undefined
+      ? (failed ? "Images not loaded; type any image reference." : "Loading images...")
+      : `${images.length} ${title} image${images.length === 1 ? "" : "s"} below; or type any image reference.`;
+    if (images && images.length && pickImage) {
+      pickImage = false;
+      if (!images.includes(imageInput.value.trim())) {
+        imageInput.value = images[0];
+        push("image");
+      }
+    }
+    // Not a default in disguise: an empty field is empty (Launch then says so).
+    imageInput.placeholder = images && images.length ? "Type an image, or choose one below" : "registry/project/name:tag";
+    syncImageSelect();
+  };
+  const syncImageSelect = () => {
+    const value = imageInput.value.trim();
+    const known = [...imageSelect.options].some((o) => o.value === value && value !== OTHER);
+    imageSelect.value = known ? value : OTHER;
   };
 
   const fillOptions = (list, section) => {
@@ -167,6 +213,9 @@ function render({ model, el }) {
     else if (l.gpus) gpusInput.max = "0";
   };
 
+  // Both numbers come from the platform's /context, the same values the form validates
+  // Fixed against: flexible sessions share up to defaultLimit; Fixed may ask up to the
+  // largest option.
   const resourcesText = () => {
     if (PLATFORM_SIZED_KINDS.includes(kind())) {
       return `${KIND_TITLE[kind()]} sessions get resources set by the platform.`;
@@ -174,10 +223,12 @@ function render({ model, el }) {
     const l = limits();
     const cores = l.cores && l.cores.defaultLimit;
     const ram = l.ram && l.ram.defaultLimit;
-    const upTo = cores && ram ? `up to ${cores} cores and ${ram} GB` : "up to the platform's default limits";
+    const most = (section, hard) => (section && section.options && section.options.length ? Math.max(...section.options) : hard[1]);
+    const fixedMost = `up to ${most(l.cores, HARD_LIMITS.cores)} cores and ${most(l.ram, HARD_LIMITS.ram)} GiB`;
+    const upTo = cores && ram ? `up to ${cores} cores and ${ram} GiB` : "up to the platform's default limits";
     return fixedRadio.checked
-      ? "Fixed: the cores and RAM below are reserved for the session."
-      : `Flexible: the session shares ${upTo} as they are free.`;
+      ? `Fixed: the cores and RAM below (${fixedMost}) are reserved for the session.`
+      : `Flexible: the session shares ${upTo} as they are free. Fixed reserves ${fixedMost}.`;
   };
 
   const readSpec = () => {
@@ -229,6 +280,7 @@ function render({ model, el }) {
     }
     updateWarning();
     if (!codePanel.hidden) updateCode();
+    if (checkShown || (model.get("error") || "").startsWith(CHECK)) showStatus();
     return local;
   };
 
@@ -236,16 +288,21 @@ function render({ model, el }) {
     const ceiling = model.get("load_limits") || {};
     const spec = readSpec();
     const notes = [];
+    // Only for values the form accepts: an invalid one already has its error line.
+    const invalid = validateSpec(spec, limits());
     if (spec.resources === "fixed" && !PLATFORM_SIZED_KINDS.includes(spec.kind)) {
-      if (ceiling.cores && typeof spec.cores === "number" && spec.cores > ceiling.cores) {
+      if (ceiling.cores && !invalid.cores && typeof spec.cores === "number" && spec.cores > ceiling.cores) {
         notes.push(`${spec.cores} cores is more than any node can give now (${ceiling.cores})`);
       }
-      if (ceiling.ram && typeof spec.ram === "number" && spec.ram > ceiling.ram) {
-        notes.push(`${spec.ram} GB is more than any node can give now (${Math.floor(ceiling.ram)} GB)`);
+      if (ceiling.ram && !invalid.ram && typeof spec.ram === "number" && spec.ram > ceiling.ram) {
+        notes.push(`${spec.ram} GiB is more than any node can give now (${Math.floor(ceiling.ram)} GiB)`);
       }
     }
-    warning.hidden = notes.length === 0;
-    warning.textContent = notes.length ? `Warning: ${notes.join("; ")}. The session would stay Pending.` : "";
+    const lines = [];
+    if (notes.length) lines.push(`Warning: ${notes.join("; ")}. The session would stay Pending.`);
+    for (const note of launchNotes(spec, model.get("images") || {})) lines.push(`Note: ${note}`);
+    warning.hidden = lines.length === 0;
+    warning.replaceChildren(...lines.map((line) => h("div", {}, line)));
   };
 
   const updateCode = () => {
@@ -291,14 +348,30 @@ function render({ model, el }) {
 
   const onEdit = (key) => {
     touched.add(key);
-    if (key === "image") imageAuto = false;
+    if (key === "image") {
+      pickImage = false;
+      syncImageSelect();
+    }
     push(key);
     if (key === "kind") {
+      // Choosing a kind picks one of its images (kept if the current one is among them).
+      pickImage = true;
       updateLayout();
       fillImages();
     }
     showErrors();
   };
+  imageSelect.addEventListener("change", () => {
+    if (imageSelect.value === OTHER) {
+      imageInput.focus(); // "type any image": the box is where to type it
+      return;
+    }
+    pickImage = false;
+    imageInput.value = imageSelect.value;
+    touched.add("image");
+    push("image");
+    showErrors();
+  });
   for (const key of SYNCED) {
     const control = inputs[key];
     control.addEventListener(control.tagName === "SELECT" ? "change" : "input", () => onEdit(key));
@@ -307,6 +380,18 @@ function render({ model, el }) {
   const onResources = () => {
     const fixed = fixedRadio.checked;
     model.set("resources", fixed ? "fixed" : "flexible");
+    if (!fixed) {
+      // Flexible ignores Cores and RAM: an invalid value there is dropped rather than kept
+      // (greyed out, unexplained) for the next switch to Fixed.
+      const l = limits();
+      for (const [key, label, section, unit] of [["cores", "Cores", l.cores, ""], ["ram", "RAM", l.ram, " GiB"]]) {
+        if (inputs[key].value && checkResource(label, inputs[key].value, section && section.options, HARD_LIMITS[key], unit)) {
+          inputs[key].value = "";
+          model.set(key, null);
+          touched.delete(key);
+        }
+      }
+    }
     if (fixed) {
       // Start a fixed request from the platform's form defaults.
       const l = limits();
@@ -327,13 +412,15 @@ function render({ model, el }) {
     input.addEventListener("input", () => { touched.add("registry"); showErrors(); });
   }
 
+  const actions = kernelActions(model); // says "Waiting for the kernel" if the click waits
   const launch = () => {
     if (pending || model.get("busy")) return; // a second click while sending does nothing
     attempted = true;
     const errors = showErrors();
     const bad = Object.keys(errors);
     if (bad.length) {
-      status.textContent = `Not launched: check ${bad.map((k) => LABEL[k] || k).join(", ")}.`;
+      checkShown = true;
+      showStatus();
       if (errors.registry) registry.open = true;
       const first = inputs[bad[0]] || (errors.registry ? userInput : null);
       if (first) first.focus();
@@ -348,7 +435,7 @@ function render({ model, el }) {
     const buffers = user
       ? [new TextEncoder().encode(JSON.stringify({ username: user, secret: secretInput.value }))]
       : [];
-    model.send({ kind: "launch", nonce: pending, spec: readSpec() }, undefined, buffers);
+    actions.send(launchButton, { kind: "launch", nonce: pending, spec: readSpec() }, buffers);
     // The secret is not kept anywhere once sent.
     secretInput.value = "";
   };
@@ -364,14 +451,39 @@ function render({ model, el }) {
     codeButton.textContent = show ? "Hide code" : "Show code";
     if (show) updateCode();
   });
+  lookAgain.addEventListener("click", () => {
+    status.textContent = "Looking again...";
+    actions.send(lookAgain, { kind: "look_again" });
+  });
   copyButton.addEventListener("click", async () => {
     const ok = await copyText(codeText.textContent, root);
     copyStatus.textContent = ok ? "Copied." : "Copy failed: select the code and copy it by hand.";
   });
 
+  // One message per event: an error shows in the alert only (the status line is for
+  // progress and results). "Not launched: check ..." follows the fields: it names what is
+  // still wrong and goes once the form is valid.
+  let checkShown = false; // this view's own launch attempt found problems
+  const CHECK = "Not launched: check ";
+  const checkText = () => {
+    const bad = Object.keys(errorsNow());
+    return bad.length ? `${CHECK}${bad.map((k) => LABEL[k] || k).join(", ")}.` : "";
+  };
   const showStatus = () => {
-    if (!pending || model.get("busy")) status.textContent = model.get("status") || "";
-    alert.textContent = model.get("error") || "";
+    let error = model.get("error") || "";
+    if (error.startsWith(CHECK) || (checkShown && !error)) {
+      error = checkText();
+      // A server's word on a field stays until the field is edited.
+      const server = model.get("field_errors") || {};
+      if (!error && Object.keys(server).some((k) => !touched.has(k))) error = model.get("error") || "";
+      if (!error) checkShown = false;
+    }
+    alert.textContent = error;
+    if (error) status.textContent = "";
+    else if (!pending || model.get("busy")) status.textContent = model.get("status") || "";
+    const unknown = model.get("unknown_outcome") || {};
+    lookAgain.hidden = !(unknown.names && unknown.names.length);
+    if (lookAgain.hidden && document.activeElement === lookAgain) launchButton.focus();
   };
 
   // -- wiring ----------------------------------------------------------------------------------
@@ -384,6 +496,7 @@ function render({ model, el }) {
   updateButton();
   showErrors();
   const cleanups = [
+    () => actions.dispose(),
     isolateKeys(root),
     listen(model, SYNCED.concat(["resources"]), () => {
       setFromModel();
@@ -392,11 +505,11 @@ function render({ model, el }) {
       showErrors();
     }),
     listen(model, ["kinds"], fillKinds),
-    listen(model, ["images"], fillImages),
+    listen(model, ["images", "images_failed"], fillImages),
     listen(model, ["limits"], () => { fillLimits(); updateLayout(); showErrors(); }),
     listen(model, ["load_limits"], updateWarning),
     listen(model, ["field_errors"], () => { attempted = false; touched.clear(); showErrors(); }),
-    listen(model, ["status", "error"], showStatus),
+    listen(model, ["status", "error", "unknown_outcome"], showStatus),
     listen(model, ["busy"], () => { updateButton(); showStatus(); }),
     listen(model, ["done_nonce"], () => {
       if (model.get("done_nonce") === pending) {

@@ -6,7 +6,7 @@
 // escape sequence at the end ("rest"), so a follow-mode append that splits "\x1b[3" | "1m"
 // across two polls still colours correctly.
 
-const ANSI_ESC = "\x1b";
+const ESC = "\x1b";
 
 // The state after a reset ("\x1b[0m"): no colour, no style.
 export const ANSI_RESET = Object.freeze({
@@ -21,7 +21,7 @@ export const ANSI_RESET = Object.freeze({
 });
 
 // The xterm 256-colour cube and grey ramp, for 38;5;n with n >= 16.
-function ansiXterm256(n) {
+function xterm256(n) {
   if (n < 232) {
     const i = n - 16;
     const level = (v) => (v === 0 ? 0 : 55 + v * 40);
@@ -31,7 +31,7 @@ function ansiXterm256(n) {
   return `rgb(${grey},${grey},${grey})`;
 }
 
-function ansiByte(v) {
+function byte(v) {
   const n = Number(v);
   return Number.isFinite(n) ? Math.max(0, Math.min(255, Math.trunc(n))) : 0;
 }
@@ -64,11 +64,11 @@ export function applySgr(state, params) {
       // Extended colour: 38;5;n (256 colours) or 38;2;r;g;b (true colour).
       const key = p === 38 ? "fg" : "bg";
       if (params[i + 1] === 5 && i + 2 < params.length) {
-        const n = ansiByte(params[i + 2]);
-        s[key] = n < 16 ? n : ansiXterm256(n);
+        const n = byte(params[i + 2]);
+        s[key] = n < 16 ? n : xterm256(n);
         i += 2;
       } else if (params[i + 1] === 2 && i + 4 < params.length) {
-        s[key] = `rgb(${ansiByte(params[i + 2])},${ansiByte(params[i + 3])},${ansiByte(params[i + 4])})`;
+        s[key] = `rgb(${byte(params[i + 2])},${byte(params[i + 3])},${byte(params[i + 4])})`;
         i += 4;
       } else {
         break; // malformed: ignore the rest of this sequence
@@ -102,7 +102,7 @@ export function stateStyle(state) {
   return { classes, color, background };
 }
 
-function ansiSameStyle(a, b) {
+function sameStyle(a, b) {
   return (
     a.fg === b.fg && a.bg === b.bg && a.bold === b.bold && a.dim === b.dim &&
     a.italic === b.italic && a.underline === b.underline && a.inverse === b.inverse &&
@@ -110,9 +110,9 @@ function ansiSameStyle(a, b) {
   );
 }
 
-// Where the escape sequence starting at text[i] (an ANSI_ESC) ends: the index after it,
+// Where the escape sequence starting at text[i] (an ESC) ends: the index after it,
 // or -1 when the text ends before the sequence does.
-function ansiSequenceEnd(text, i) {
+function sequenceEnd(text, i) {
   const next = text[i + 1];
   if (next === undefined) return -1;
   if (next === "[") {
@@ -125,17 +125,17 @@ function ansiSequenceEnd(text, i) {
     return -1;
   }
   if (next === "]") {
-    // OSC (hyperlinks, titles): ends with BEL or ANSI_ESC \.
+    // OSC (hyperlinks, titles): ends with BEL or ESC \.
     for (let j = i + 2; j < text.length; j++) {
       if (text[j] === "\x07") return j + 1;
-      if (text[j] === ANSI_ESC) {
+      if (text[j] === ESC) {
         if (j + 1 >= text.length) return -1;
         if (text[j + 1] === "\\") return j + 2;
       }
     }
     return -1;
   }
-  return i + 2; // a two-byte escape such as ANSI_ESC c or ANSI_ESC =
+  return i + 2; // a two-byte escape such as ESC c or ESC =
 }
 
 // Parse text into styled segments.
@@ -151,18 +151,18 @@ export function parseAnsi(text, state = ANSI_RESET) {
   const flush = () => {
     if (!buf) return;
     const last = segments[segments.length - 1];
-    if (last && ansiSameStyle(last.state, current)) last.text += buf;
+    if (last && sameStyle(last.state, current)) last.text += buf;
     else segments.push({ text: buf, state: current });
     buf = "";
   };
   while (i < text.length) {
-    const at = text.indexOf(ANSI_ESC, i);
+    const at = text.indexOf(ESC, i);
     if (at === -1) {
       buf += text.slice(i);
       break;
     }
     buf += text.slice(i, at);
-    const end = ansiSequenceEnd(text, at);
+    const end = sequenceEnd(text, at);
     if (end === -1) {
       flush();
       return { segments, state: current, rest: text.slice(at) };
@@ -173,7 +173,7 @@ export function parseAnsi(text, state = ANSI_RESET) {
       if (!/^[0-9;:]*$/.test(body)) { i = end; continue; } // private modes like "?25m": ignore
       const params = body === "" ? [] : body.split(/[;:]/).map((p) => (p === "" ? 0 : Number(p)));
       const next = applySgr(current, params);
-      if (!ansiSameStyle(next, current)) {
+      if (!sameStyle(next, current)) {
         flush();
         current = next;
       }

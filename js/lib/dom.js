@@ -1,9 +1,6 @@
 // DOM helpers shared by every widget view: an element builder, unique ids for
 // <label for>, keyboard isolation for inputs, and visibility reporting for polling.
 // The only module in js/lib that touches the DOM; everything here is small on purpose.
-//
-// Inlining note: all js/lib files end up in one module scope, so names not exported
-// here carry a "dom" prefix.
 
 // Build an element: h("button", {class: "cw-primary", onclick: fn, "aria-label": "x"}, "Text").
 // Attributes: "class", "text" (textContent), "on<event>" (listener), boolean true -> "",
@@ -20,30 +17,30 @@ export function h(tag, attrs, ...children) {
       else if (key === "style" && typeof value === "object") Object.assign(el.style, value);
       else if (key.startsWith("on") && typeof value === "function") {
         el.addEventListener(key.slice(2), value);
-      } else if (key in domProps) el[key] = value;
+      } else if (key in PROPS) el[key] = value;
       else el.setAttribute(key, value === true ? "" : String(value));
     }
   }
-  domAppend(el, children);
+  append(el, children);
   return el;
 }
 
 // Properties set as properties (not attributes) so they reflect live state.
-const domProps = { value: 1, checked: 1, disabled: 1, selected: 1, indeterminate: 1, hidden: 1 };
+const PROPS = { value: 1, checked: 1, disabled: 1, selected: 1, indeterminate: 1, hidden: 1 };
 
-function domAppend(el, children) {
+function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    if (Array.isArray(child)) domAppend(el, child);
+    if (Array.isArray(child)) append(el, child);
     else el.append(child instanceof Node ? child : String(child));
   }
 }
 
 // Ids unique in the page, so two views of one widget never share a <label for>.
-let domCounter = 0;
+let counter = 0;
 export function uid(prefix = "cw") {
-  domCounter += 1;
-  return `${prefix}-${Date.now().toString(36)}-${domCounter}`;
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}`;
 }
 
 // A visually hidden <label for=...> (announced by screen readers).
@@ -54,11 +51,11 @@ export function srLabel(forId, text) {
 // Keys typed into a text field must not trigger notebook shortcuts (in JupyterLab,
 // "a"/"b"/"d d" on a cell; in VS Code, its keymap). Stop keydown from leaving inputs,
 // and mark inputs for Lumino's own suppression too.
-const DOM_TEXT_TAGS = new Set(["INPUT", "TEXTAREA", "SELECT"]);
+const TEXT_TAGS = new Set(["INPUT", "TEXTAREA", "SELECT"]);
 export function isolateKeys(root) {
   const stop = (event) => {
     const target = event.target;
-    if (target && (DOM_TEXT_TAGS.has(target.tagName) || target.isContentEditable)) {
+    if (target && (TEXT_TAGS.has(target.tagName) || target.isContentEditable)) {
       event.stopPropagation();
     }
   };

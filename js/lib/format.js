@@ -7,12 +7,12 @@ export function relativeTime(epochSeconds, nowMs = Date.now()) {
   if (epochSeconds === null || epochSeconds === undefined || !Number.isFinite(epochSeconds)) return "";
   const diff = nowMs / 1000 - epochSeconds;
   const ahead = diff < 0;
-  const text = fmtAge(Math.abs(diff));
+  const text = age(Math.abs(diff));
   if (text === "just now") return text;
   return ahead ? `in ${text}` : `${text} ago`;
 }
 
-function fmtAge(seconds) {
+function age(seconds) {
   if (seconds < 5) return "just now";
   if (seconds < 60) return `${Math.floor(seconds)} s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
@@ -69,15 +69,18 @@ export function formatCores(value) {
   return String(Number(value.toFixed(value < 1 ? 2 : 1)));
 }
 
-// Memory in GB: "16 GB", "0.5 GB", "120 MB" under 1 GB when small.
-export function formatGB(value) {
+// Memory in GiB, the form's unit, as capacity.format_gib writes it: "32 GiB", "1.5 GiB",
+// "512 MiB" under 1 GiB. Within 1% of a whole number is whole: a 4 GiB request comes back
+// from the platform as "4.29" GB, 3.995 GiB after its rounding, and the person asked for 4.
+export function formatGiB(value) {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–";
-  if (value > 0 && value < 0.1) return `${Math.round(value * 1024)} MB`;
-  if (Number.isInteger(value)) return `${value} GB`;
-  return `${Number(value.toFixed(1))} GB`;
+  if (value > 0 && value < 1) return `${Math.round(value * 1024)} MiB`;
+  const nearest = Math.round(value);
+  if (nearest && Math.abs(value - nearest) <= 0.01 * nearest) return `${nearest} GiB`;
+  return `${Number(value.toFixed(1))} GiB`;
 }
 
-// "used / requested" for a resource cell, e.g. "0.5 / 2" or "1.2 GB / 8 GB"; a flexible
+// "used / requested" for a resource cell, e.g. "0.5 / 2" or "1.2 GiB / 8 GiB"; a flexible
 // session (nothing requested) shows only what it uses; nothing known at all is "–".
 export function usedOfRequested(used, requested, fmt) {
   const known = (v) => v !== null && v !== undefined && Number.isFinite(v);

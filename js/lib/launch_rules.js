@@ -1,29 +1,51 @@
 // The launch form's rules, shared by its view and the node tests: the name rule, resource
 // limits from the platform context, environment parsing, and the equivalent Python call.
-// The Python side (canfar_widgets/widgets/launch.py) applies the same rules with the same
-// messages before any request; keep the two in step.
+//
+// A launch rule's words live in vocabulary.LAUNCH_MESSAGES; its check is written in
+// launch_rules.py and its twin launch_rules.js, kept equal by
+// tests/widgets/test_launch_form.py::test_browser_rules_match_python_rules_on_a_corpus.
+//
+// This twin gives instant feedback as you type, even while the kernel is busy; the Python one
+// (canfar_widgets/widgets/launch_rules.py) is authoritative at launch. Messages, labels,
+// units, limits and patterns come from canfar_widgets/vocabulary.py through ./vocabulary.js:
+// the code here is only the generic check.
+
+import { VOCABULARY } from "./vocabulary.js";
 
 // The server accepts [A-Za-z0-9-]+, but the lower-cased name becomes the pod hostname (a
 // DNS label), so longer names or a leading/trailing "-" fail later with a 500.
-export const NAME_PATTERN = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+export const NAME_PATTERN = VOCABULARY.namePattern;
 export const HEADLESS_FIELDS = ["cmd", "args", "env", "replicas"];
-export const LAUNCH_KINDS = ["notebook", "desktop", "carta", "contributed", "firefly", "headless"];
+export const LAUNCH_KINDS = VOCABULARY.launchKinds;
 // Kinds whose launch templates hard-code resources: cores/ram are ignored by the server.
-export const PLATFORM_SIZED_KINDS = ["desktop", "firefly"];
-export const HARD_LIMITS = { cores: [1, 256], ram: [1, 512], gpus: [1, 28], replicas: [1, 512] };
+export const PLATFORM_SIZED_KINDS = VOCABULARY.interactiveOnlyKinds;
+const RESOURCES = VOCABULARY.launchResources;
+// Keyed by form field (the form says "gpus" where the request says "gpu").
+export const HARD_LIMITS = Object.fromEntries(Object.entries(RESOURCES).map(([k, r]) => [k, r.hard]));
 
-const launchNameRe = new RegExp(NAME_PATTERN);
-const launchEnvKeyRe = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const nameRe = new RegExp(NAME_PATTERN);
+const envKeyRe = new RegExp(VOCABULARY.envKeyPattern);
+const imageRe = new RegExp(VOCABULARY.imagePattern);
+
+// A template's {field} placeholders filled in, as Python's str.format does for the same
+// template (one pass: a value is never read as a template; a missing field throws).
+//   format("{label} is required.", {label: "Cores"}) -> "Cores is required."
+export function format(template, fields = {}) {
+  return template.replace(/\{(\w+)\}/g, (_, key) => {
+    if (!(key in fields)) throw new Error(`format: no value for {${key}} in ${JSON.stringify(template)}`);
+    return String(fields[key]);
+  });
+}
+
+// The launch message `key` of vocabulary.LAUNCH_MESSAGES, filled in.
+const say = (key, fields) => format(VOCABULARY.launchMessages[key], fields);
 
 // The message for a bad name, or "" when the name is fine.
 export function checkName(name) {
   const value = String(name ?? "").trim();
-  if (!value) return "Name is required.";
-  if (launchNameRe.test(value)) return "";
-  return (
-    "Name must be 1-63 letters, digits or '-', starting and ending with a letter or digit " +
-    `(rule ${NAME_PATTERN}).`
-  );
+  if (!value) return say("name_required");
+  if (nameRe.test(value)) return "";
+  return say("name_rule"); // plain words: the pattern means nothing to most people
 }
 
 // "1-16" / "1-2, 4, 6, 8" for a sorted list of whole numbers.
@@ -39,26 +61,45 @@ export function describeOptions(options) {
   return parts.join(", ");
 }
 
-// A whole number from a form value: null when blank, NaN when not a whole number.
+// A whole number from a form value: null when blank, NaN when not a whole number (negative
+// numbers included, as in Python's twin).
 export function toWhole(value) {
   if (value === null || value === undefined) return null;
-  if (typeof value === "number") return Number.isInteger(value) ? value : NaN;
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : NaN;
   const text = String(value).trim();
   if (!text) return null;
   return /^\d+$/.test(text) ? Number(text) : NaN;
 }
 
-// Check one resource against the context's options (or the client's hard limits).
-export function checkResource(label, value, options, hard) {
+// Above this many choices a list reads like developer output ("one of 1-16, 20, 24, ...").
+export const LIST_AT_MOST = VOCABULARY.listAtMost;
+
+// Check one resource against the context's options (or the client's hard limits): a few
+// choices are named; of many, out of range says the range ("RAM must be between 1 and 192
+// GiB.") and an in-range value not offered gets the nearest two. unit is e.g. " GiB".
+export function checkResource(label, value, options, hard, unit = "") {
   const n = toWhole(value);
-  if (n === null) return `${label} is required.`;
-  if (Number.isNaN(n)) return `${label} must be a whole number.`;
-  if (options && options.length) {
-    if (!options.includes(n)) return `${label} must be one of ${describeOptions(options)}.`;
-  } else if (n < hard[0] || n > hard[1]) {
-    return `${label} must be between ${hard[0]} and ${hard[1]}.`;
+  if (n === null) return say("required", { label });
+  if (Number.isNaN(n)) return say("not_whole", { label });
+  const has = Boolean(options && options.length);
+  if (has && new Set(options).size <= LIST_AT_MOST) {
+    return options.includes(n) ? "" : say("one_of", { label, options: describeOptions(options), unit });
+  }
+  const low = has ? Math.min(...options) : hard[0];
+  const high = has ? Math.max(...options) : hard[1];
+  if (n < low || n > high) return say("between", { label, low, high, unit });
+  if (has && !options.includes(n)) {
+    const below = Math.max(...options.filter((o) => o < n));
+    const above = Math.min(...options.filter((o) => o > n));
+    return say("not_offered", { label, value: n, unit, below, above });
   }
   return "";
+}
+
+// checkResource for a form field of vocabulary.LAUNCH_RESOURCES (its label, unit and bounds).
+export function checkField(field, value, options) {
+  const { label, hard, unit } = RESOURCES[field];
+  return checkResource(label, value, options, hard, unit);
 }
 
 // Parse "KEY=VALUE" lines. Blank lines and lines starting with "#" are skipped.
@@ -72,15 +113,11 @@ export function parseEnv(text) {
     const line = lines[i].trim();
     if (!line || line.startsWith("#")) continue;
     const at = line.indexOf("=");
-    if (at <= 0) return { env, error: `Environment line ${i + 1}: expected KEY=VALUE.` };
+    if (at <= 0) return { env, error: say("env_shape", { line: i + 1 }) };
     const key = line.slice(0, at).trim();
     const value = line.slice(at + 1).trim();
-    if (!launchEnvKeyRe.test(key)) {
-      return { env, error: `Environment line ${i + 1}: ${key} is not a valid variable name.` };
-    }
-    if (value.includes("=")) {
-      return { env, error: `Environment line ${i + 1}: the value cannot contain '=' (the platform splits on it).` };
-    }
+    if (!envKeyRe.test(key)) return { env, error: say("env_key", { line: i + 1, key }) };
+    if (value.includes("=")) return { env, error: say("env_equals", { line: i + 1 }) };
     env[key] = value;
   }
   return { env, error: "" };
@@ -89,12 +126,8 @@ export function parseEnv(text) {
 // The message for a bad image reference, or "" when fine.
 export function checkImage(image) {
   const value = String(image ?? "").trim();
-  if (!value) return "Image is required.";
-  const parts = value.split("/");
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !p) || /\s/.test(value)) {
-    return "Image must look like [registry/]project/name[:tag], e.g. images.canfar.net/skaha/astroml:latest.";
-  }
-  return "";
+  if (!value) return say("image_required");
+  return imageRe.test(value) ? "" : say("image_shape");
 }
 
 // Every problem in a launch spec, as {field: message}; {} when it can be sent.
@@ -104,30 +137,46 @@ export function validateSpec(spec, limits = {}) {
   const errors = {};
   const put = (field, message) => { if (message) errors[field] = message; };
   put("name", checkName(spec.name));
-  if (!LAUNCH_KINDS.includes(spec.kind)) put("kind", `Kind must be one of ${LAUNCH_KINDS.join(", ")}.`);
+  if (!LAUNCH_KINDS.includes(spec.kind)) put("kind", say("kind_unknown"));
   put("image", checkImage(spec.image));
   if (spec.resources === "fixed" && !PLATFORM_SIZED_KINDS.includes(spec.kind)) {
-    put("cores", checkResource("Cores", spec.cores, limits.cores?.options, HARD_LIMITS.cores));
-    put("ram", checkResource("RAM (GB)", spec.ram, limits.ram?.options, HARD_LIMITS.ram));
+    put("cores", checkField("cores", spec.cores, limits.cores?.options));
+    put("ram", checkField("ram", spec.ram, limits.ram?.options));
   }
+  // Blank or 0 is "no GPU"; anything else is checked (a non-number says so).
   const gpus = toWhole(spec.gpus);
-  if (gpus !== null && gpus !== 0) {
-    put("gpus", checkResource("GPUs", spec.gpus, limits.gpus?.options, HARD_LIMITS.gpus));
-  } else if (Number.isNaN(gpus)) {
-    put("gpus", "GPUs must be a whole number.");
-  }
+  if (gpus !== null && gpus !== 0) put("gpus", checkField("gpus", spec.gpus, limits.gpus?.options));
   if (spec.kind === "headless") {
     const replicas = toWhole(spec.replicas);
     const name = String(spec.name ?? "").trim();
-    if (!errors.name && replicas > 1 && name.length + `-${replicas}`.length > 63) {
-      put("name", `Name is too long for ${replicas} replicas: each session is named ${name}-<n>, at most 63 characters.`);
+    if (!errors.name && replicas > 1 && name.length + `-${replicas}`.length > VOCABULARY.nameMaxLength) {
+      put("name", say("name_too_long_for_replicas", { replicas, name }));
     }
     const cmd = String(spec.cmd ?? "").trim();
-    if (/\s/.test(cmd)) put("cmd", "Command is one program without spaces; put its arguments in Arguments.");
+    if (/\s/.test(cmd)) put("cmd", say("cmd_one_program"));
     put("env", parseEnv(spec.env).error);
-    put("replicas", checkResource("Replicas", spec.replicas, null, HARD_LIMITS.replicas));
+    put("replicas", checkField("replicas", spec.replicas));
   }
   return errors;
+}
+
+// Warnings that do not stop a launch, said before it ([] when none): a hand-typed image
+// that is not one of the kind's images; headless arguments without a command (the image's
+// own command gets them). images is the form's {kind: [image ids]}.
+export function launchNotes(spec, images = {}) {
+  const notes = [];
+  const kind = String(spec.kind ?? "");
+  const image = String(spec.image ?? "").trim();
+  const known = (images || {})[kind];
+  if (image && !checkImage(image) && known && known.length && !known.includes(image)) {
+    notes.push(say("note_foreign_image", { image, kind }));
+  }
+  if (kind === "headless") {
+    const cmd = String(spec.cmd ?? "").trim();
+    const args = String(spec.args ?? "").trim();
+    if (args && !cmd) notes.push(say("note_args_without_cmd", { args }));
+  }
+  return notes;
 }
 
 // The keyword arguments of session.create() for a valid spec, in a stable order; fields
@@ -154,7 +203,7 @@ export function createKwargs(spec) {
 }
 
 // A Python literal for a string, int or flat str->str dict (JSON strings are valid Python).
-function launchPyLiteral(value) {
+function pyLiteral(value) {
   if (typeof value === "number") return String(value);
   if (typeof value === "string") return JSON.stringify(value);
   const items = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
@@ -177,7 +226,7 @@ export function pythonCode(spec, { registry = false } = {}) {
   lines.push("");
   lines.push("session = Session()");
   lines.push("ids = session.create(");
-  for (const [key, value] of Object.entries(kw)) lines.push(`    ${key}=${launchPyLiteral(value)},`);
+  for (const [key, value] of Object.entries(kw)) lines.push(`    ${key}=${pyLiteral(value)},`);
   if (registry) lines.push("    registry=registry,");
   lines.push(")");
   return lines.join("\n") + "\n";

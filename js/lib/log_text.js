@@ -45,7 +45,7 @@ export function splitChunks(text, lines) {
   return out;
 }
 
-function logEscapeRegExp(text) {
+function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
@@ -53,7 +53,7 @@ function logEscapeRegExp(text) {
 //   findMatches("Error error", "error") -> [[0, 5], [6, 11]]
 export function findMatches(text, query, limit = LOG_MAX_MATCHES) {
   if (!query) return [];
-  const re = new RegExp(logEscapeRegExp(query), "gi");
+  const re = new RegExp(escapeRegExp(query), "gi");
   const out = [];
   for (let m = re.exec(text); m !== null && out.length < limit; m = re.exec(text)) {
     out.push([m.index, m.index + m[0].length]);
@@ -99,8 +99,26 @@ export function matchCountText(count, limit = LOG_MAX_MATCHES) {
   return count === 1 ? "1 match" : `${count} matches`;
 }
 
-// A safe download name for a session's log: "<id>-log.txt".
-export function logFileName(id) {
-  const safe = String(id || "session").replace(/[^A-Za-z0-9_.-]+/g, "_");
-  return `${safe}-log.txt`;
+// A safe download name for a session's log: "<name>-log.txt" (pass the session's label).
+//   logFileName("multi2-1") === "multi2-1-log.txt"
+export function logFileName(label) {
+  const safe = String(label || "session").replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^_+|_+$/g, "");
+  return `${safe || "session"}-log.txt`;
+}
+
+// What the session selector shows for each id: its name; "name (id)" where two sessions
+// share a name; the id while the name is unknown.
+//   sessionLabels(["a1", "b2"], {a1: "job-1", b2: "job-1"}) -> {a1: "job-1 (a1)", b2: "job-1 (b2)"}
+export function sessionLabels(ids, names) {
+  const count = {};
+  for (const id of ids) {
+    const name = names[id];
+    if (name) count[name] = (count[name] || 0) + 1;
+  }
+  const out = {};
+  for (const id of ids) {
+    const name = names[id];
+    out[id] = !name ? id : count[name] > 1 ? `${name} (${id})` : name;
+  }
+  return out;
 }

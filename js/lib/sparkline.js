@@ -20,13 +20,13 @@ export function sparklinePath(values, width, height, max = null) {
     const x = values.length > 1 ? i * step : width / 2;
     const clamped = Math.max(0, Math.min(v, top));
     const y = height - (clamped / top) * height;
-    d += `${pen ? "L" : "M"}${sparkRound(x)},${sparkRound(y)}`;
+    d += `${pen ? "L" : "M"}${round(x)},${round(y)}`;
     pen = true;
   });
   return d;
 }
 
-function sparkRound(n) {
+function round(n) {
   return Math.round(n * 100) / 100;
 }
 
@@ -35,6 +35,6 @@ function sparkRound(n) {
 export function sparklineSummary(values, unit = "") {
   const finite = values.filter((v) => typeof v === "number" && Number.isFinite(v));
   if (finite.length === 0) return "no samples yet";
-  const fmt = (v) => `${sparkRound(v)}${unit}`;
+  const fmt = (v) => `${round(v)}${unit}`;
   return `min ${fmt(Math.min(...finite))}, max ${fmt(Math.max(...finite))}, now ${fmt(finite[finite.length - 1])}`;
 }

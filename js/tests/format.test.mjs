@@ -1,7 +1,7 @@
 // Relative times, durations, time left, resource numbers, image names.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { relativeTime, duration, timeLeft, clockTime, absoluteTime, formatCores, formatGB, shortImage } from "../lib/format.js";
+import { relativeTime, duration, timeLeft, clockTime, absoluteTime, formatCores, formatGiB, shortImage } from "../lib/format.js";
 
 const NOW = 1_800_000_000_000; // ms
 
@@ -48,10 +48,12 @@ test("cores and memory", () => {
   assert.equal(formatCores(1.55), "1.6");
   assert.equal(formatCores(0.001), "<0.01");
   assert.equal(formatCores(null), "–");
-  assert.equal(formatGB(16), "16 GB");
-  assert.equal(formatGB(1.25), "1.3 GB");
-  assert.equal(formatGB(0.05), "51 MB");
-  assert.equal(formatGB(undefined), "–");
+  assert.equal(formatGiB(16), "16 GiB");
+  assert.equal(formatGiB(4.29e9 / 2 ** 30), "4 GiB"); // a 4 GiB request as reported
+  assert.equal(formatGiB(1.35), "1.4 GiB");
+  assert.equal(formatGiB(0.05), "51 MiB");
+  assert.equal(formatGiB(0), "0 GiB");
+  assert.equal(formatGiB(undefined), "–");
 });
 
 test("shortImage keeps the last path segment and tag", () => {
@@ -65,6 +67,6 @@ test("usedOfRequested: fixed, flexible and unknown", async () => {
   const { usedOfRequested } = await import("../lib/format.js");
   assert.equal(usedOfRequested(0.5, 2, formatCores), "0.5 / 2");
   assert.equal(usedOfRequested(0.5, null, formatCores), "0.5");
-  assert.equal(usedOfRequested(null, null, formatGB), "–");
-  assert.equal(usedOfRequested(null, 8, formatGB), "– / 8 GB");
+  assert.equal(usedOfRequested(null, null, formatGiB), "–");
+  assert.equal(usedOfRequested(null, 8, formatGiB), "– / 8 GiB");
 });

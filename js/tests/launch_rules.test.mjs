@@ -1,8 +1,8 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  NAME_PATTERN, checkImage, checkName, createKwargs, describeOptions, parseEnv, pythonCode,
-  toWhole, validateSpec,
+  NAME_PATTERN, checkField, checkImage, checkName, createKwargs, describeOptions, format,
+  launchNotes, parseEnv, pythonCode, toWhole, validateSpec,
 } from "../lib/launch_rules.js";
 
 const LIMITS = {
@@ -21,10 +21,27 @@ test("name rule names the field and the rule", () => {
   assert.equal(checkName("a".repeat(63)), "");
   for (const bad of ["-a", "a-", "a_b", "a b", "a".repeat(64), "émile"]) {
     const msg = checkName(bad);
-    assert.match(msg, /^Name /, bad);
-    assert.ok(msg.includes(NAME_PATTERN), bad);
+    assert.match(msg, /^Name/, bad);
+    // Plain words (issue 15 item 5): the rule, never the regex.
+    assert.ok(msg.includes("letters, digits and '-'"), bad);
+    assert.ok(!msg.includes(NAME_PATTERN) && !msg.includes("^"), bad);
   }
   assert.equal(checkName("  "), "Name is required.");
+});
+
+// Messages are vocabulary.LAUNCH_MESSAGES templates, filled in as Python's str.format does.
+test("format fills {name} placeholders once and refuses a missing one", () => {
+  assert.equal(format("{label} is required.", { label: "Cores" }), "Cores is required.");
+  assert.equal(format("{a}{b}{a}", { a: "{b}", b: 0 }), "{b}0{b}"); // a value is never a template
+  assert.equal(format("no fields"), "no fields");
+  assert.throws(() => format("{label} must", {}), /no value for \{label\}/);
+});
+
+test("checkField takes the label, unit and bounds from the vocabulary", () => {
+  assert.equal(checkField("ram", "999"), "RAM must be between 1 and 512 GiB.");
+  assert.equal(checkField("gpus", "x"), "GPUs must be a whole number.");
+  assert.equal(checkField("replicas", "2"), "");
+  assert.ok(Number.isNaN(toWhole(-1))); // negative numbers, as Python's twin says
 });
 
 test("describeOptions compresses runs", () => {
@@ -68,7 +85,8 @@ test("fixed resources are checked against the context options", () => {
   const spec = { ...base, resources: "fixed", cores: "3", ram: "1000" };
   const errors = validateSpec(spec, LIMITS);
   assert.equal(errors.cores, "Cores must be one of 1, 2, 4, 8, 16.");
-  assert.match(errors.ram, /^RAM \(GB\) must be one of/);
+  // Plain words: "RAM" and its unit (the label "RAM (GiB)" is the field's, not the sentence's).
+  assert.match(errors.ram, /^RAM must be one of .* GiB\.$/);
   assert.deepEqual(validateSpec({ ...spec, cores: "4", ram: "16" }, LIMITS), {});
   assert.deepEqual(createKwargs({ ...spec, cores: "4", ram: "16" }).cores, 4);
   // Without context, the client's hard limits apply.
@@ -130,4 +148,30 @@ test("pythonCode is the equivalent call, without secrets", () => {
   assert.match(withRegistry, /registry = ContainerRegistry\(\)/);
   assert.match(withRegistry, /registry=registry,/);
   assert.doesNotMatch(withRegistry, /secret=/);
+});
+
+// The real platform offers 28 RAM sizes: a message lists none of them (issue 15 item 5).
+const MANY = {
+  cores: { options: Array.from({ length: 16 }, (_, i) => i + 1) },
+  ram: { options: [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 26, 28, 30, 32, 36, 40, 44, 48, 56, 64, 80, 92, 112, 128, 140, 160, 192] },
+};
+
+test("many choices: the range, or the nearest two", () => {
+  const spec = { ...base, resources: "fixed", cores: "2" };
+  assert.equal(validateSpec({ ...spec, ram: "500" }, MANY).ram, "RAM must be between 1 and 192 GiB.");
+  assert.equal(validateSpec({ ...spec, ram: "3" }, MANY).ram, "RAM 3 GiB is not offered by the platform: the nearest are 2 and 4 GiB.");
+  assert.equal(validateSpec({ ...spec, cores: "17", ram: "8" }, MANY).cores, "Cores must be between 1 and 16.");
+  assert.deepEqual(validateSpec({ ...spec, ram: "192" }, MANY), {});
+});
+
+test("launchNotes: a foreign image, arguments without a command", () => {
+  const images = { desktop: ["images.canfar.net/skaha/desktop:1"] };
+  assert.deepEqual(launchNotes({ kind: "desktop", image: "images.canfar.net/skaha/astroml:latest" }, images), [
+    "images.canfar.net/skaha/astroml:latest is not one of the platform's desktop images: it may not start as a desktop session.",
+  ]);
+  assert.deepEqual(launchNotes({ kind: "desktop", image: "images.canfar.net/skaha/desktop:1" }, images), []);
+  assert.deepEqual(launchNotes({ kind: "headless", image: "p/x", args: "-v" }, {}), [
+    "No command: the image's own command gets these arguments (-v).",
+  ]);
+  assert.deepEqual(launchNotes({ kind: "headless", image: "p/x", args: "-v", cmd: "python" }, {}), []);
 });

@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  countLines, findMatches, logFileName, markSegments, matchCountText, splitChunks, tailLines,
+  countLines, findMatches, logFileName, markSegments, matchCountText, sessionLabels, splitChunks, tailLines,
 } from "../lib/log_text.js";
 
 test("countLines", () => {
@@ -61,4 +61,13 @@ test("matchCountText", () => {
 test("logFileName is safe", () => {
   assert.equal(logFileName("abc123"), "abc123-log.txt");
   assert.equal(logFileName("../x y"), ".._x_y-log.txt");
+});
+
+test("sessionLabels shows names, disambiguates shared names by id, falls back to ids", () => {
+  assert.deepEqual(sessionLabels(["b24madfl", "k3x9ab2q", "q2w8e4r6"],
+    { b24madfl: "multi2-1", k3x9ab2q: "multi2-2" }),
+    { b24madfl: "multi2-1", k3x9ab2q: "multi2-2", q2w8e4r6: "q2w8e4r6" });
+  assert.deepEqual(sessionLabels(["a1", "b2"], { a1: "job", b2: "job" }), { a1: "job (a1)", b2: "job (b2)" });
+  assert.equal(logFileName(sessionLabels(["b24madfl"], { b24madfl: "multi2-1" }).b24madfl), "multi2-1-log.txt");
+  assert.equal(logFileName("job (a1)"), "job_a1-log.txt");
 });
