@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -11,6 +13,18 @@ from hypothesis import settings
 # CI is the landing gate, so its property-based runs are reproducible (the same examples
 # every run); local runs keep drawing new examples, which is how bugs get found.
 settings.register_profile("ci", derandomize=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The local platform keeps its storage (/arc) and the batch record in the user's state and
+    # data folders; a test run must never write into the real ones.
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="canfar-widgets-tests-"))
+    for name in ("XDG_STATE_HOME", "XDG_DATA_HOME"):
+        os.environ.setdefault(name, str(scratch / name.lower()))
+
+
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
@@ -32,9 +46,48 @@ def clean_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def make_platform(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """A factory of started local platforms (storage under ``tmp_path``), all stopped after.
+
+    ``make_platform(cores=2)`` overrides :data:`support.FAST_PLATFORM` for one test.
+    """
+    from support import FAST_PLATFORM
+
+    from canfar_widgets.local import LocalPlatform
+
+    started: list[Any] = []
+
+    def make(**overrides: Any) -> Any:
+        platform = LocalPlatform(**{**FAST_PLATFORM, "arc": tmp_path / "arc", **overrides})
+        started.append(platform)
+        return platform.start()
+
+    yield make
+    for platform in reversed(started):
+        platform.stop()
+
+
+@pytest.fixture
 def fresh_widgets(clean_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """:func:`clean_home`, and no default ``Session`` shared by widgets across tests."""
-    from canfar_widgets.widgets._backend import Backend
+    from canfar_widgets.widgets._source import SessionSource
 
-    monkeypatch.setattr(Backend, "_default", None)
+    monkeypatch.setattr(SessionSource, "_default", None)
     return clean_home
+
+
+# Under CI a missing tool must fail the run, not quietly skip its tests: a green CI that
+# skipped the browser or the JS tests would prove nothing. A skip that is right even in CI
+# says so by starting its reason with ALLOWED_IN_CI.
+ALLOWED_IN_CI = "[allowed in CI]"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+        if ALLOWED_IN_CI not in reason:
+            report.outcome = "failed"
+            report.longrepr = f"skipped under CI, which must run every test: {reason}"
+    return report

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from support import group_alive, group_members, wait_until  # noqa: F401  (re-exported)
+from support import FAST_PLATFORM, group_alive, group_members, wait_until  # noqa: F401  (re-exported)
 
 from canfar_widgets.local import LocalPlatform
 from canfar_widgets.runner import get_runner
@@ -25,13 +25,7 @@ from canfar_widgets.runner import get_runner
 TERMINAL = "images.canfar.net/skaha/terminal:1.1.2"
 
 # Small timings, as docs/local-platform.md recommends for tests.
-FAST = {
-    "start_delay": 0.1,
-    "headless_start_delay": 0.0,
-    "terminating_delay": 0.05,
-    "kill_grace": 0.3,
-    "metrics_interval": 0,
-}
+FAST = {**FAST_PLATFORM, "kill_grace": 0.3}
 
 
 @contextmanager
@@ -44,7 +38,6 @@ def running_platform(**kwargs: Any) -> Iterator[LocalPlatform]:
     finally:
         platform.faults.reset()
         platform.stop()
-
 
 
 def send(widget: Any, **content: Any) -> None:
@@ -107,13 +100,12 @@ class RunnerWatch:
             for c in self.contexts
         ]
         found += [
-            f"{r.name} {r.levelname}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info
+            f"{r.name} {r.levelname}: {r.getMessage()} {r.exc_info[1]!r}"
+            if r.exc_info
             else f"{r.name} {r.levelname}: {r.getMessage()}"
             for r in self._handler.records
         ]
         return found
-
-
 
 
 def descendants(pid: int) -> list[int]:

@@ -83,19 +83,35 @@ class StubSkaha:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 stub.seen.append(
-                    Seen(self.command, parts.path, parse_qsl(parts.query),
-                         {k.lower(): v for k, v in self.headers.items()}, body)
+                    Seen(
+                        self.command,
+                        parts.path,
+                        parse_qsl(parts.query),
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
                 )
                 if not parts.path.startswith(PREFIX):
                     return self._reply(404, "<html>not found</html>", "text/html")
-                rest = parts.path[len(PREFIX):]
+                rest = parts.path[len(PREFIX) :]
                 query = dict(parse_qsl(parts.query))
                 if rest == "session" and self.command == "GET":
                     if query.get("view") == "stats":
-                        return self._reply(200, json.dumps({"cores": {}, "ram": {}}), "application/json")
-                    rows = [s for s in stub.sessions
-                            if all(s.get(k) == v for k, v in (("type", query.get("type")),
-                                                               ("status", query.get("status"))) if v)]
+                        return self._reply(
+                            200, json.dumps({"cores": {}, "ram": {}}), "application/json"
+                        )
+                    rows = [
+                        s
+                        for s in stub.sessions
+                        if all(
+                            s.get(k) == v
+                            for k, v in (
+                                ("type", query.get("type")),
+                                ("status", query.get("status")),
+                            )
+                            if v
+                        )
+                    ]
                     return self._reply(200, json.dumps(rows), "application/json")
                 if rest == "session" and self.command == "POST":
                     return self._reply(200, "new00001\n")

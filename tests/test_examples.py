@@ -34,9 +34,12 @@ def platform() -> Iterator[Any]:
         yield running
 
 
-def run_example(name: str, platform: Any, tmp_path: Path) -> nbformat.NotebookNode:
+def run_example(
+    name: str, platform: Any, tmp_path: Path, **extra_env: str
+) -> nbformat.NotebookNode:
     path = Path(shutil.copy(examples_dir() / name, tmp_path / name))
-    result = execute_notebook(path, platform_env(platform.url, platform.token), timeout=90)
+    env = {**platform_env(platform.url, platform.token), **extra_env}
+    result = execute_notebook(path, env, timeout=90)
     assert result.ok, f"{name} failed: {result.error}"
     return result.notebook
 
@@ -45,16 +48,20 @@ def stdout(nb: nbformat.NotebookNode) -> str:
     """Everything the notebook printed, in order."""
     return "".join(
         out.get("text", "")
-        for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.outputs if out.output_type == "stream" and out.name == "stdout"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream" and out.name == "stdout"
     )
 
 
 def displays(nb: nbformat.NotebookNode) -> list[dict[str, Any]]:
     return [
         out.data
-        for cell in nb.cells if cell.cell_type == "code"
-        for out in cell.outputs if out.output_type in ("display_data", "execute_result")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type in ("display_data", "execute_result")
     ]
 
 
@@ -86,26 +93,88 @@ def test_quickstart(platform, tmp_path):
     assert f"platform: {platform.url}" in text
     assert "status: Completed" in text
     assert "log: Hello from canfar-widgets" in text
-    # The dashboard cell produced a live widget (and a text fallback), not an error.
+    # The dashboard cell produced a live widget, not an error, and (issue 15, item 19) its
+    # saved snapshot beside it: the state in words and HTML a saved notebook shows.
     [dashboard] = [data for data in displays(nb) if WIDGET_MIME in data]
-    assert dashboard["text/plain"].startswith("<Dashboard")
+    [snapshot] = [
+        data for data in displays(nb) if "data-canfar-snapshot" in data.get("text/html", "")
+    ]
+    assert dashboard["text/plain"] == "" and snapshot["text/plain"].startswith("<Dashboard")
+    # The text says what a person sees: the names the widgets use, the default filter.
+    markdown = " ".join(
+        " ".join(cell.source.split()) for cell in nb.cells if cell.cell_type == "markdown"
+    )
+    for words in (
+        "Launch a session",
+        "Platform load",
+        "Sessions",
+        "Hide finished** is off",
+        "More actions",
+        "Keep alive",
+    ):
+        assert words in markdown, words
+    assert "while it runs." not in markdown  # item 9: a 10 s job was never seen running
+    # Item 16: nothing red under a cell (no log line, no warning) on the happy path.
+    stderr = [
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream" and out.name == "stderr"
+    ]
+    assert stderr == []
 
 
 def test_batch_replicas(platform, tmp_path):
-    nb = run_example("batch-replicas.ipynb", platform, tmp_path)
+    record = tmp_path / "batches.sqlite"  # the notebook's batch record, not the user's
+    nb = run_example(
+        "batch-replicas.ipynb", platform, tmp_path, CANFAR_WIDGETS_BATCH_DB=str(record)
+    )
     text = stdout(nb)
-    inputs = [f"field-{n:02d}" for n in range(1, 11)]
-    assert "launched 4 replicas" in text
-    assert "statuses: ['Completed']" in text
+    frames = [f"frame-{n:03d}" for n in range(1, 25)]
+    assert "launched 12 replicas" in text
+    # Progress was printed as counts, ending with 8 completed and the 4 broken frames failed.
+    assert "counts: {'Completed': 8, 'Failed': 4}" in text
+    assert "completed: 8, failed: 4" in text
+    # Triage: the replicas whose chunk holds a broken frame, with the traceback's last line.
+    triage = re.findall(
+        r"^replica +(\d+) +attempt 1 +non-zero exit \(exit code 1\): +ValueError: "
+        r"(frame-\d+): NaN in header$",
+        text,
+        flags=re.M,
+    )
+    assert triage == [
+        ("3", "frame-005"),
+        ("6", "frame-011"),
+        ("8", "frame-016"),
+        ("11", "frame-022"),
+    ]
+    assert "re-running: ['detect-3', 'detect-6', 'detect-8', 'detect-11']" in text
+    assert "after the re-run: {'Completed': 12}" in text
+    assert "attempts: {3: 2, 6: 2, 8: 2, 11: 2}" in text
+    assert "outputs: 12 files, missing: []" in text
     # Each replica's log holds exactly its chunk of the inputs, in order.
-    collected = dict(re.findall(r"^(batch-\d) +\d+ items: (.*)$", text, flags=re.M))
-    assert sorted(collected) == ["batch-1", "batch-2", "batch-3", "batch-4"]
-    for replica in range(1, 5):
-        assert collected[f"batch-{replica}"].split(", ") == list(chunk(inputs, replica, 4))
-    assert "all 10 inputs processed once by 4 replicas" in text
-    assert "deleted: 4" in text
+    collected = dict(re.findall(r"^(detect-\d+) +\d+ frames: (.*)$", text, flags=re.M))
+    assert sorted(collected, key=lambda n: int(n.rsplit("-", 1)[1])) == [
+        f"detect-{n}" for n in range(1, 13)
+    ]
+    for replica in range(1, 13):
+        assert collected[f"detect-{replica}"].split(", ") == list(chunk(frames, replica, 12))
+    assert "all 24 frames processed once by 12 replicas" in text
+    assert re.search(
+        r"^12 replicas, 16 attempts, \d+ s wall, [\d.]+ core-hours, [\d.]+ "
+        r"RAM-GB-hours \(flexible sessions: the platform's default request\)$",
+        text,
+        flags=re.M,
+    )
+    assert "deleted: 12" in text
+    assert "re-opened: {'Completed': 12}" in text
+    assert "attempts: [1, 1, 2, 1, 1, 2, 1, 2, 1, 1, 2, 1]" in text
+    assert "archived log of replica 3: replica 3 processed frame-006" in text
     assert any(WIDGET_MIME in data for data in displays(nb)), "watch() showed no widget"
-    assert not (tmp_path / "replica_job.py").exists()
+    assert not (tmp_path / "detect_sources.py").exists()
+    assert not (tmp_path / "detect-results").exists()
+    assert record.exists()
 
 
 def test_client_api(platform, tmp_path):
@@ -134,8 +203,14 @@ def test_client_api(platform, tmp_path):
     assert re.search(r"── Session \w+ ──.*\n+hello from the client API", text)
     # connect() in a kernel shows a link that opens in a new tab, not a browser on the server.
     links = [data["text/html"] for data in displays(nb) if "text/html" in data]
-    assert any(f'href="{platform.base}/session/notebook/' in html and 'target="_blank"' in html
-               for html in links)
+    assert any(
+        f'href="{platform.base}/session/notebook/' in html and 'target="_blank"' in html
+        for html in links
+    )
     # Everything the notebook created is gone again.
-    assert not [s for s in platform.sessions() if s.get("status") not in ("Terminating",)
-                and s.get("name", "").startswith(("api-", "async-"))]
+    assert not [
+        s
+        for s in platform.sessions()
+        if s.get("status") not in ("Terminating",)
+        and s.get("name", "").startswith(("api-", "async-"))
+    ]

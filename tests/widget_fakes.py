@@ -1,6 +1,6 @@
 """An in-memory skaha v1 behind ``httpx.MockTransport``, for widget tests.
 
-The widgets under test run the real stack (widget -> Backend -> AsyncSession -> Wire ->
+The widgets under test run the real stack (widget -> SessionSource -> AsyncSession -> Wire ->
 httpx) and only the network is replaced, so tests can assert the exact HTTP made.
 
 Example:
@@ -71,8 +71,16 @@ class FakeSkaha:
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def add(self, sid: str, *, status: str = "Running", kind: str = "headless", log: str = "",
-            events: str | None = None, name: str | None = None) -> dict[str, Any]:
+    def add(
+        self,
+        sid: str,
+        *,
+        status: str = "Running",
+        kind: str = "headless",
+        log: str = "",
+        events: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
         record = {
             "id": sid, "userid": "alice", "type": kind, "status": status, "name": name or sid,
             "image": "images.canfar.net/skaha/terminal:1.1.2",
@@ -86,7 +94,9 @@ class FakeSkaha:
 
     def session(self, *, retries: bool = True, **kwargs: Any) -> AsyncSession:
         """A real AsyncSession talking to this fake; ``retries=False`` fails GETs at once."""
-        session = AsyncSession(url=BASE, token=TOKEN, transport=httpx.MockTransport(self.handle), **kwargs)
+        session = AsyncSession(
+            url=BASE, token=TOKEN, transport=httpx.MockTransport(self.handle), **kwargs
+        )
         if not retries:
             from canfar_widgets.wire import NO_RETRY
 
@@ -99,7 +109,7 @@ class FakeSkaha:
         """Requests made, optionally filtered by method and path (relative to the base)."""
         out = []
         for request in list(self.requests):
-            rel = str(request.url.copy_with(query=None))[len(BASE):]
+            rel = str(request.url.copy_with(query=None))[len(BASE) :]
             if (method is None or request.method == method) and (path is None or rel == path):
                 out.append(request)
         return out
@@ -112,7 +122,7 @@ class FakeSkaha:
             self.requests.append(request)
         if self.on_request is not None:
             self.on_request(request)
-        rel = str(request.url.copy_with(query=None))[len(BASE):]
+        rel = str(request.url.copy_with(query=None))[len(BASE) :]
         query = dict(request.url.params)
         key = rel + ("?view=" + query["view"] if "view" in query else "")
         if key in self.fail:
@@ -122,7 +132,9 @@ class FakeSkaha:
             return httpx.Response(200, json=self.context)
         if rel == "image":
             kind = query.get("type")
-            return httpx.Response(200, json=[i for i in self.images if not kind or kind in i["types"]])
+            return httpx.Response(
+                200, json=[i for i in self.images if not kind or kind in i["types"]]
+            )
         if rel == "session" and request.method == "GET":
             if query.get("view") == "stats":
                 status, body, headers = self.stats_reply
@@ -137,13 +149,17 @@ class FakeSkaha:
             with self._lock:
                 self._next += 1
                 sid = f"new{self._next:05d}"
-            self.add(sid, status="Pending", kind=form.get("type", "headless"), name=form.get("name"))
+            self.add(
+                sid, status="Pending", kind=form.get("type", "headless"), name=form.get("name")
+            )
             return httpx.Response(200, text=sid + "\n")
         if rel.startswith("session/"):
             sid = rel.split("/", 1)[1]
             if request.method == "DELETE":
                 found = self.sessions.pop(sid, None)
-                return httpx.Response(200 if found else 404, text="" if found else f"session {sid} not found\n")
+                return httpx.Response(
+                    200 if found else 404, text="" if found else f"session {sid} not found\n"
+                )
             record = self.sessions.get(sid)
             view = query.get("view")
             if view == "logs":
@@ -154,7 +170,6 @@ class FakeSkaha:
                 return httpx.Response(200, text=self.events.get(sid, "<none>\n"))
             return httpx.Response(200, json=record)
         return httpx.Response(404, text="<html>not found</html>")
-
 
 
 def send(widget: Any, **content: Any) -> None:

@@ -1,4 +1,4 @@
-"""Real-browser tests: one LocalPlatform and one JupyterLab server per session, Chromium per module.
+"""Real-browser tests: one LocalPlatform and one JupyterLab (and Notebook 7) server per session, Chromium per module.
 
 - The platform runs in this process; JupyterLab is a subprocess whose environment has
   ``CANFAR_URL``/``CANFAR_TOKEN`` for it, which every kernel inherits.
@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from jlab import SCREENSHOTS, TIMEOUT_MS, shutdown_kernels
+from notebook_pages import FrontEnd, front_end_of
 
-from canfar_widgets.demo import JupyterLab, platform_env
+from canfar_widgets.demo import JupyterLab, JupyterNotebook, platform_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,12 +67,25 @@ def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lab-root")
 
 
-@pytest.fixture(scope="session")
-def lab(platform: Any, lab_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+@contextmanager
+def jupyter_server(
+    kind: Any, platform: Any, lab_root: Path, tmp_path_factory: pytest.TempPathFactory, log: str
+) -> Iterator[Any]:
+    """A running ``kind`` (JupyterLab or JupyterNotebook) serving ``lab_root``, its kernels
+    pointed at ``platform``; its output goes to ``<tmp>/<log>-log/<log>.log``."""
     _require_chromium()
-    log = tmp_path_factory.mktemp("lab-log") / "jupyterlab.log"
-    server = JupyterLab(lab_root, env=platform_env(platform.url, platform.token), log_path=log)
-    with server:
+    log_path = tmp_path_factory.mktemp(f"{log}-log") / f"{log}.log"
+    with kind(
+        lab_root, env=platform_env(platform.url, platform.token), log_path=log_path
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab(
+    platform: Any, lab_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterLab]:
+    with jupyter_server(JupyterLab, platform, lab_root, tmp_path_factory, "jupyterlab") as server:
         yield server
 
 
@@ -99,9 +114,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture
-def page(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def fresh_page(
+    browser: Any, server: Any, request: pytest.FixtureRequest, **context_options: Any
+) -> Iterator[Any]:
+    """A page in a new browser context (1280x900 unless ``viewport`` says otherwise).
+
+    Afterwards: a screenshot if the test failed, the context closed, and the server's
+    kernels shut down. ``context_options`` go to ``browser.new_context``.
+    """
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context_options})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
@@ -112,7 +134,14 @@ def page(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Itera
         page.screenshot(path=str(path), full_page=True)
         print(f"failure screenshot: {path}")
     context.close()
-    shutdown_kernels(lab)
+    shutdown_kernels(server)
+
+
+@pytest.fixture
+def page(browser: Any, lab: JupyterLab, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page for JupyterLab."""
+    with fresh_page(browser, lab, request) as page:
+        yield page
 
 
 @pytest.fixture
@@ -123,7 +152,9 @@ def notebook(lab_root: Path, request: pytest.FixtureRequest) -> Callable[..., st
         name = name or request.node.name.replace("[", "-").replace("]", "") + ".ipynb"
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {
-            "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
         }
         nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
         nbformat.write(nb, lab_root / name)
@@ -132,3 +163,48 @@ def notebook(lab_root: Path, request: pytest.FixtureRequest) -> Callable[..., st
     return write
 
 
+# -- Notebook 7, beside JupyterLab: same platform, same folder (so `notebook` serves both) --
+
+
+@pytest.fixture(scope="session")
+def notebook7(
+    platform: Any, lab_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterNotebook]:
+    with jupyter_server(
+        JupyterNotebook, platform, lab_root, tmp_path_factory, "notebook7"
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def nb7_page(
+    browser: Any, notebook7: JupyterNotebook, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """A fresh browser page for Notebook 7 (like ``page`` for JupyterLab)."""
+    with fresh_page(browser, notebook7, request) as page:
+        yield page
+
+
+# -- what many test modules share --
+
+
+@pytest.fixture(params=["lab", "nb7"])
+def front_end(request: pytest.FixtureRequest) -> FrontEnd:
+    """The test runs twice: in JupyterLab 4 (``[lab]``) and in Notebook 7 (``[nb7]``)."""
+    return front_end_of(request, request.param)
+
+
+@pytest.fixture
+def no_sessions_left(platform: Any) -> Iterator[None]:
+    """After the test, none of the user's sessions is left active (so the next test starts clean).
+
+    Opt-in per module: ``pytestmark = pytest.mark.usefixtures("no_sessions_left")``.
+    """
+    yield
+    client = platform.session()
+    try:
+        ids = [item["id"] for item in client.fetch()]
+        if ids:
+            client.destroy(ids)
+    finally:
+        client.close()

@@ -23,9 +23,11 @@ CHOSEN = [
     "dashboard-light",
     "dashboard-dark",
     "launch-form-light",
+    "launch-form-dark",
     "session-table-light",
     "session-table-dark",
     "log-viewer-light",
+    "log-viewer-follow-lab-1280-light",  # docs/widgets.md, LogViewer (test_log_viewer_ux.py)
     "events-view-light",
     "platform-load-light",
     "watch-light",

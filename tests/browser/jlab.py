@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,55 @@ def open_and_run(page: Any, lab: JupyterLab, name: str, *, wait: bool = True) ->
     page.goto(lab.url(f"lab/tree/{name}?reset"))
     page.locator(".jp-NotebookPanel").first.wait_for()
     wait_kernel_idle(page)
+    run_all_cells(page, name)
+    if wait:
+        wait_for_all_cells(page, name)
+
+
+# The input prompts of the notebook on show: "[ ]:" before a run, "[*]:" queued or running,
+# "[3]:" done. Notebook 7 draws the same prompts (it is built from JupyterLab's components).
+PROMPTS_JS = """() => [...document.querySelectorAll(
+  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"""
+_STARTED_JS = f"() => {{ const p = ({PROMPTS_JS})(); return p.length > 0 && p[0] !== '[ ]:'; }}"
+_DONE_JS = f"() => {{ const p = ({PROMPTS_JS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }}"
+_TRACEBACK_JS = """() => [...document.querySelectorAll(
+  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+  .map(e => e.textContent).filter(t => /Traceback|Error:/.test(t)).join("\\n").slice(0, 3000)"""
+
+
+def run_all_cells(page: Any, name: str) -> None:
+    """Click Run > Run All Cells on the open notebook ``name``; returns once the run has started.
+
+    A click that lands while the page is still wiring its menus does nothing, so it is
+    tried up to three times. Example: ``run_all_cells(page, "scan.ipynb")``.
+    """
     for _attempt in range(3):
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         try:  # the first prompt turns from [ ] to [*] or [1] once the run has started
             page.wait_for_function(_STARTED_JS, timeout=5_000)
-            break
+            return
         except PlaywrightTimeout:
             continue
-    else:
-        raise AssertionError(f"Run All Cells did not start {name}")
-    if wait:
-        page.wait_for_function(_DONE_JS, timeout=90_000)
-        failure = page.evaluate(_TRACEBACK_JS)
-        if failure:
-            raise AssertionError(f"a cell of {name} raised:\n{failure}")
+    raise AssertionError(f"Run All Cells did not start {name}")
 
 
-_PROMPTS = """[...document.querySelectorAll(
-  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim())"""
-_STARTED_JS = f"() => {{ const p = {_PROMPTS}; return p.length > 0 && p[0] !== '[ ]:'; }}"
-_DONE_JS = f"() => {{ const p = {_PROMPTS}; return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }}"
-_TRACEBACK_JS = """() => [...document.querySelectorAll(
-  '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
-  .map(e => e.textContent).filter(t => /Traceback|Error:/.test(t)).join("\\n").slice(0, 3000)"""
+def wait_for_all_cells(page: Any, name: str, timeout_ms: float = 90_000) -> None:
+    """Wait until every cell of ``name`` has run; fail with the traceback if one raised."""
+    page.wait_for_function(_DONE_JS, timeout=timeout_ms)
+    failure = page.evaluate(_TRACEBACK_JS)
+    if failure:
+        raise AssertionError(f"a cell of {name} raised:\n{failure}")
+
+
+def cell_prompts(page: Any) -> list[str]:
+    """The input prompts of the notebook on show, e.g. ``["[1]:", "[*]:"]``."""
+    return page.evaluate(PROMPTS_JS)
+
+
+def wait_for_prompt(page: Any, index: int, prompt: str) -> None:
+    """Wait until cell ``index`` (from 0) shows ``prompt``, e.g. ``"[*]:"`` (queued or running)."""
+    page.wait_for_function(f"([i, want]) => ({PROMPTS_JS})()[i] === want", arg=[index, prompt])
 
 
 def wait_kernel_idle(page: Any, timeout_ms: float = 60_000) -> None:
@@ -69,15 +95,36 @@ def set_theme(page: Any, theme: str) -> None:
     page.get_by_role("menuitem", name="Settings", exact=True).click()
     # Submenu entries have no role, and a theme's role flips to menuitemcheckbox once chosen.
     page.locator(".lm-Menu-item[data-type='submenu']").filter(
-        has=page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$"))).click()
+        has=page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$"))
+    ).click()
     page.locator(".lm-Menu-item[data-command='apputils:change-theme']").filter(
-        has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(theme)}$"))).click()
+        has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(theme)}$"))
+    ).click()
     light = "false" if "Dark" in theme else "true"
     page.locator(f"body[data-jp-theme-light='{light}']").wait_for(state="attached")
     # The theme CSS swaps in asynchronously after the attribute flips.
     page.wait_for_function(
         "name => document.body.dataset.jpThemeName === name", arg=theme, timeout=TIMEOUT_MS
     )
+
+
+THEMES = (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark"))
+WIDTHS = (900, 1280, 1400)  # px: a narrow notebook, a laptop, a wide screen
+
+
+def each_theme(page: Any) -> Iterator[str]:
+    """Switch to Light, then Dark, yielding ``"light"``/``"dark"``; ends in Light again.
+
+    The server's settings outlive the test, so Light comes back also when the loop's body
+    fails (the generator is closed as the failure unwinds). Example:
+    ``for shade in each_theme(page): screenshot(widget, f"table-{shade}")``.
+    """
+    try:
+        for theme, shade in THEMES:
+            set_theme(page, theme)
+            yield shade
+    finally:
+        set_theme(page, "JupyterLab Light")
 
 
 def screenshot(locator: Any, name: str) -> Path:
@@ -130,6 +177,29 @@ def contrast(locator: Any) -> dict[str, Any]:
     return locator.evaluate(_CONTRAST_JS)
 
 
+def low_contrast(page: Any, texts: list[tuple[str, str]], shade: str) -> list[str]:
+    """The texts below WCAG AA (4.5) in the page as it is, one line each, for a failure message.
+
+    ``texts`` pairs a description with the selector of the first such element.
+    """
+    failures = []
+    for what, selector in texts:
+        found = contrast(page.locator(selector).first)
+        # A theme's CSS swaps in after its attribute flips, and a widget may redraw the
+        # element meanwhile (CI once read black on black): only a colour that stays counts.
+        for _ in range(8):
+            if found["ratio"] >= 4.5:
+                break
+            page.wait_for_timeout(250)
+            found = contrast(page.locator(selector).first)
+        if found["ratio"] < 4.5:
+            failures.append(
+                f"{shade}: {what} {found['text']!r} has contrast "
+                f"{found['ratio']:.2f} (fg {found['fg']}, bg {found['bg']})"
+            )
+    return failures
+
+
 def shutdown_kernels(lab: JupyterLab) -> None:
     """Delete every session on the server (stops its kernel) so tests don't pile them up."""
     headers = {"Authorization": f"token {lab.token}"}
@@ -142,7 +212,8 @@ def shutdown_kernels(lab: JupyterLab) -> None:
         for item in sessions:
             request = urllib.request.Request(
                 lab.url(f"api/sessions/{item['id']}", with_token=False),
-                headers=headers, method="DELETE",
+                headers=headers,
+                method="DELETE",
             )
             with urllib.request.urlopen(request, timeout=10):
                 pass

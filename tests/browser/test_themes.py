@@ -8,7 +8,7 @@ WCAG contrast of text against its effective background must be at least 4.5.
 from __future__ import annotations
 
 import pytest
-from jlab import contrast, open_and_run, screenshot, set_theme, toggle_left_sidebar
+from jlab import each_theme, low_contrast, open_and_run, screenshot, toggle_left_sidebar
 
 TERMINAL = "images.canfar.net/skaha/terminal:1.1.2"
 
@@ -68,22 +68,16 @@ def test_widgets_in_light_and_dark(page, lab, notebook, platform):
     open_and_run(page, lab, nb)
     toggle_left_sidebar(page)
     # Everything has data before the pictures are taken.
-    page.get_by_role("row").filter(has_text="reduce-night-1").filter(has_text="Completed").wait_for()
+    page.get_by_role("row").filter(has_text="reduce-night-1").filter(
+        has_text="Completed"
+    ).wait_for()
     page.get_by_role("row").filter(has_text="analysis").filter(has_text="Running").wait_for()
     page.locator(".cw-logs").get_by_text("reduced 42 frames").wait_for()
 
     failures = []
-    try:
-        for theme, tag in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
-            set_theme(page, theme)
-            for name, selector in WIDGETS.items():
-                screenshot(page.locator(selector).first, f"{name}-{tag}")
-            for what, selector in TEXTS:
-                found = contrast(page.locator(selector).first)
-                if found["ratio"] < 4.5:
-                    failures.append(f"{tag}: {what} {found['text']!r} has contrast "
-                                    f"{found['ratio']:.2f} (fg {found['fg']}, bg {found['bg']})")
-    finally:
-        set_theme(page, "JupyterLab Light")  # the server's settings outlive this test
+    for tag in each_theme(page):
+        for name, selector in WIDGETS.items():
+            screenshot(page.locator(selector).first, f"{name}-{tag}")
+        failures += low_contrast(page, TEXTS, tag)
     if failures:
         pytest.fail("text below WCAG AA contrast:\n" + "\n".join(failures))

@@ -13,6 +13,8 @@ import secrets
 import pytest
 from jlab import open_and_run
 
+pytestmark = pytest.mark.usefixtures("no_sessions_left")
+
 SETUP = """
 from canfar_widgets import Dashboard, Session, SessionTable
 session = Session()
@@ -22,19 +24,6 @@ TERMINAL = "images.canfar.net/skaha/terminal:1.1.2"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_sessions(platform):
-    """Each test starts and ends with none of the user's sessions active."""
-    yield
-    client = platform.session()
-    try:
-        ids = [item["id"] for item in client.fetch()]
-        if ids:
-            client.destroy(ids)
-    finally:
-        client.close()
 
 
 def session_row(page, name):
@@ -50,6 +39,22 @@ def session_row(page, name):
 def show_finished(page):
     """Untick the table's "Hide finished" filter (finished headless jobs are hidden by default)."""
     page.get_by_label("Hide finished", exact=True).uncheck()
+
+
+def finished_job_row(page, lab, notebook, prefix, args):
+    """A headless job (``echo <args>``) run to the end, then shown in a SessionTable: its row."""
+    name = unique(prefix)
+    nb = notebook(
+        SETUP,
+        f"ids = session.create({name!r}, image={TERMINAL!r}, cmd='echo', args={args!r})\n"
+        "session.wait(ids, until='finished', timeout=60)",
+        "SessionTable(session)",
+    )
+    open_and_run(page, lab, nb)
+    show_finished(page)
+    row = session_row(page, name)
+    row.filter(has_text="Completed").wait_for()
+    return row
 
 
 def test_launch_a_headless_job_from_the_form(page, lab, notebook):
@@ -74,19 +79,8 @@ def test_launch_a_headless_job_from_the_form(page, lab, notebook):
 
 
 def test_logs_open_inline(page, lab, notebook):
-    name = unique("bt-logs")
-    nb = notebook(
-        SETUP,
-        f"ids = session.create({name!r}, image={TERMINAL!r}, cmd='echo', args='logs reach the page')\n"
-        "session.wait(ids, until='finished', timeout=60)",
-        "SessionTable(session)",
-    )
-    open_and_run(page, lab, nb)
-    show_finished(page)
-
-    row = session_row(page, name)
-    row.filter(has_text="Completed").wait_for()
-    row.get_by_role("button", name="Logs").click()
+    row = finished_job_row(page, lab, notebook, "bt-logs", "logs reach the page")
+    row.get_by_role("button", name=re.compile("^Logs")).click()  # "Logs of <name>"
     # The log viewer opens under the row (not to be confused with the cell's source text).
     page.get_by_label(re.compile("^Logs of ")).filter(has_text="logs reach the page").wait_for()
 
@@ -111,18 +105,7 @@ def test_connect_is_a_link_to_the_running_session(page, lab, notebook, platform)
 
 
 def test_delete_asks_for_confirmation(page, lab, notebook):
-    name = unique("bt-del")
-    nb = notebook(
-        SETUP,
-        f"ids = session.create({name!r}, image={TERMINAL!r}, cmd='echo', args='bye')\n"
-        "session.wait(ids, until='finished', timeout=60)",
-        "SessionTable(session)",
-    )
-    open_and_run(page, lab, nb)
-    show_finished(page)
-
-    row = session_row(page, name)
-    row.filter(has_text="Completed").wait_for()
+    row = finished_job_row(page, lab, notebook, "bt-del", "bye")
     row.get_by_role("button", name="Delete").click()
     # Nothing is deleted until the person confirms.
     confirm = row.get_by_role("button", name="Confirm")
