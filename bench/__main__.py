@@ -48,8 +48,10 @@ def machine() -> str:
         load = " load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     except OSError:
         load = ""
-    return (f"{os.cpu_count()} cores ({cpu}){memory}, {platform.python_implementation()} "
-            f"{platform.python_version()}, {platform.system()};{load}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}){memory}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.system()};{load}"
+    )
 
 
 def format_value(value: object) -> str:
@@ -59,8 +61,11 @@ def format_value(value: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("only", nargs="*", help="run only benchmarks whose name contains this")
     parser.add_argument("--fast", action="store_true", help="small sizes (CI smoke run)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -85,15 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(produced)
         print(f"# {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    print(f"\nmode: {'fast' if args.fast else 'full'}\nmachine at start: {before}\n"
-          f"machine at end:   {machine()}")
+    print(
+        f"\nmode: {'fast' if args.fast else 'full'}\nmachine at start: {before}\n"
+        f"machine at end:   {machine()}"
+    )
     print("| benchmark | subject | value | unit | target | note |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        print("| {benchmark} | {subject} | {value} | {unit} | {target} | {note} |".format(
-            benchmark=row.get("benchmark", ""), subject=row.get("subject", ""),
-            value=format_value(row.get("value", "")), unit=row.get("unit", ""),
-            target=row.get("target", ""), note=row.get("note", "")))
+        print(
+            "| {benchmark} | {subject} | {value} | {unit} | {target} | {note} |".format(
+                benchmark=row.get("benchmark", ""),
+                subject=row.get("subject", ""),
+                value=format_value(row.get("value", "")),
+                unit=row.get("unit", ""),
+                target=row.get("target", ""),
+                note=row.get("note", ""),
+            )
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2, default=str))

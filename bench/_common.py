@@ -10,13 +10,20 @@ from typing import Any
 COLUMNS = ("benchmark", "subject", "value", "unit", "target", "note")
 
 
-def row(benchmark: str, subject: str, value: Any, unit: str, target: str = "",
-        note: str = "") -> dict[str, Any]:
+def row(
+    benchmark: str, subject: str, value: Any, unit: str, target: str = "", note: str = ""
+) -> dict[str, Any]:
     """One table row; floats are rounded to 4 decimals."""
     if isinstance(value, float):
         value = round(value, 4)
-    return {"benchmark": benchmark, "subject": subject, "value": value, "unit": unit,
-            "target": target, "note": note}
+    return {
+        "benchmark": benchmark,
+        "subject": subject,
+        "value": value,
+        "unit": unit,
+        "target": target,
+        "note": note,
+    }
 
 
 def verdict(value: float, op: str, limit: float) -> str:
@@ -38,7 +45,9 @@ def verdict(value: float, op: str, limit: float) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as aligned plain text (for running one module as a script)."""
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COLUMNS}
-    lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS),
-             "  ".join("-" * widths[c] for c in COLUMNS)]
+    lines = [
+        "  ".join(c.ljust(widths[c]) for c in COLUMNS),
+        "  ".join("-" * widths[c] for c in COLUMNS),
+    ]
     lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in COLUMNS) for r in rows]
     return "\n".join(lines)

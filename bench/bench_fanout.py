@@ -19,6 +19,12 @@ Two servers, each its own benchmark:
   from transport costs. The cap stands in for the connection pool: canfar only sets
   ``Limits(max_connections=concurrency)`` when it builds its own transport.
 
+Then issue 16's "client cost" rows: from the same +50 ms run, ``AsyncSession`` against the
+ideal (target <= 1.2) and its client CPU per request against canfar's ``AsyncSession``
+(target <= 1); and a second local platform with no added latency (+0 ms), where only the
+two async clients run and the HTTP stack is all there is to measure: CPU per request and
+time against canfar's (target <= 1 each).
+
 Each repeat runs every subject in turn (round robin, so drift on a shared machine hits all
 of them alike); per-phase figures are medians over repeats. Ratio rows carry the targets:
 official sync / our sync >= 10; our async / official async <= 1.0 (no slower); ours / ideal
@@ -94,8 +100,15 @@ class _Platform:
             return 200, "application/json", "[]"
         if method == "GET" and tail.startswith("session/"):
             key = tail.split("/", 1)[1]
-            record = {"id": key, "name": f"bench-{key}", "type": "headless", "status": "Running",
-                      "image": IMAGE, "connectURL": "", "isFixedResources": False}
+            record = {
+                "id": key,
+                "name": f"bench-{key}",
+                "type": "headless",
+                "status": "Running",
+                "image": IMAGE,
+                "connectURL": "",
+                "isFixedResources": False,
+            }
             return 200, "application/json", json.dumps(record)
         if method == "DELETE" and tail.startswith("session/"):
             return 200, "text/plain", ""
@@ -105,12 +118,16 @@ class _Platform:
 class AsyncLatencyTransport(httpx.AsyncBaseTransport):
     """httpx async transport: ``latency`` seconds per request, ``limit`` requests at a time."""
 
-    def __init__(self, platform: _Platform, latency: float = LATENCY, limit: int = CONCURRENCY) -> None:
+    def __init__(
+        self, platform: _Platform, latency: float = LATENCY, limit: int = CONCURRENCY
+    ) -> None:
         self.platform, self.latency, self.limit = platform, latency, limit
         self._slots: dict[int, asyncio.Semaphore] = {}  # one per loop
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        slots = self._slots.setdefault(id(asyncio.get_running_loop()), asyncio.Semaphore(self.limit))
+        slots = self._slots.setdefault(
+            id(asyncio.get_running_loop()), asyncio.Semaphore(self.limit)
+        )
         async with slots:
             await asyncio.sleep(self.latency)
         status, kind, body = self.platform.answer(request.method, request.url.path)
@@ -157,10 +174,16 @@ def _official_client(cls: type, transport: Any) -> Iterator[Any]:
     import canfar.client as client_module
 
     sync_cls, async_cls = client_module.Client, client_module.AsyncClient
-    with mock.patch.object(client_module, "Client",
-                           side_effect=lambda **kw: sync_cls(transport=transport, **kw)), \
-         mock.patch.object(client_module, "AsyncClient",
-                           side_effect=lambda **kw: async_cls(transport=transport, **kw)):
+    with (
+        mock.patch.object(
+            client_module, "Client", side_effect=lambda **kw: sync_cls(transport=transport, **kw)
+        ),
+        mock.patch.object(
+            client_module,
+            "AsyncClient",
+            side_effect=lambda **kw: async_cls(transport=transport, **kw),
+        ),
+    ):
         yield cls(url=URL, token=TOKEN, concurrency=CONCURRENCY)
 
 
@@ -193,8 +216,13 @@ def local_platform(latency: float = LATENCY) -> Iterator[tuple[str, str, int]]:
     """A ``LocalPlatform`` with ``faults.latency = latency`` in a child process: (url, token, pid)."""
     token = secrets.token_urlsafe(24)
     env = {**os.environ, "BENCH_PLATFORM_TOKEN": token}
-    with subprocess.Popen([sys.executable, "-c", _CHILD, str(latency)], env=env, text=True,
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(latency)],
+        env=env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as child:
         try:
             assert child.stdout is not None and child.stdin is not None
             url = child.stdout.readline().strip()
@@ -216,8 +244,10 @@ def local_platform(latency: float = LATENCY) -> Iterator[tuple[str, str, int]]:
 
 def _check(n: int, ids: Any, records: Any, gone: Any) -> None:
     if len(ids) != n or len(records) != n or len(gone) != n or not all(dict(gone).values()):
-        raise RuntimeError(f"expected {n} sessions, got {len(ids)} ids, {len(records)} records, "
-                           f"{sum(1 for v in dict(gone).values() if v)} destroyed")
+        raise RuntimeError(
+            f"expected {n} sessions, got {len(ids)} ids, {len(records)} records, "
+            f"{sum(1 for v in dict(gone).values() if v)} destroyed"
+        )
 
 
 def _timed_sync(session: Any, n: int) -> Timings:
@@ -268,6 +298,7 @@ def _local_subjects(url: str, token: str, pid: int) -> dict[str, Measure]:
                 with cls(url=url, token=token, concurrency=CONCURRENCY) as session:
                     timings = _timed_sync(session, n)
             else:
+
                 async def main() -> Timings:
                     async with cls(url=url, token=token, concurrency=CONCURRENCY) as session:
                         return await _atimed(session, n)
@@ -280,10 +311,12 @@ def _local_subjects(url: str, token: str, pid: int) -> dict[str, Measure]:
 
         return measure
 
-    return {OURS_SYNC: client("canfar_widgets.sessions", "Session"),
-            OURS_ASYNC: client("canfar_widgets.sessions", "AsyncSession"),
-            THEIRS_SYNC: client("canfar.sessions", "Session"),
-            THEIRS_ASYNC: client("canfar.sessions", "AsyncSession")}
+    return {
+        OURS_SYNC: client("canfar_widgets.sessions", "Session"),
+        OURS_ASYNC: client("canfar_widgets.sessions", "AsyncSession"),
+        THEIRS_SYNC: client("canfar.sessions", "Session"),
+        THEIRS_ASYNC: client("canfar.sessions", "AsyncSession"),
+    }
 
 
 def _transport_subjects(latency: float) -> dict[str, Measure]:
@@ -306,7 +339,9 @@ def _transport_subjects(latency: float) -> dict[str, Measure]:
             from canfar.sessions import AsyncSession as OfficialAsync
             from canfar.sessions import Session as OfficialSync
 
-            sync_transport, async_transport = _official_transports(_Platform(), latency, CONCURRENCY)
+            sync_transport, async_transport = _official_transports(
+                _Platform(), latency, CONCURRENCY
+            )
             if kind == "sync":
                 with _official_client(OfficialSync, sync_transport) as session:
                     try:
@@ -353,8 +388,11 @@ def _measure_all(subjects: dict[str, Measure], n: int, repeats: int) -> dict[str
             "total": statistics.median(totals := [sum(r[p] for p in PHASES) for r in runs]),
             "spread": (max(totals) - min(totals)) / statistics.median(totals),
             "cpu": statistics.median(r["cpu"] for r in runs),
-            "server_cpu": (statistics.median(r["server_cpu"] for r in runs)
-                           if all("server_cpu" in r for r in runs) else None),
+            "server_cpu": (
+                statistics.median(r["server_cpu"] for r in runs)
+                if all("server_cpu" in r for r in runs)
+                else None
+            ),
             "runs": len(runs),
         }
     return out
@@ -367,8 +405,16 @@ def _rows(label: str, n: int, latency: float, results: dict[str, Any]) -> list[d
     bench = f"fanout N={n} {label}"
     ideal_phase = math.ceil(n / CONCURRENCY) * latency
     ideal = {"phases": dict.fromkeys(PHASES, ideal_phase), "total": ideal_phase * len(PHASES)}
-    rows = [_row(bench, "ideal", ideal["total"], "s", "",
-                 f"ceil({n}/{CONCURRENCY}) x {latency * 1000:.0f} ms = {ideal_phase:.2f} s per phase")]
+    rows = [
+        _row(
+            bench,
+            "ideal",
+            ideal["total"],
+            "s",
+            "",
+            f"ceil({n}/{CONCURRENCY}) x {latency * 1000:.0f} ms = {ideal_phase:.2f} s per phase",
+        )
+    ]
     for name in SUBJECTS:
         result = results.get(name)
         if isinstance(result, dict):
@@ -377,9 +423,17 @@ def _rows(label: str, n: int, latency: float, results: dict[str, Any]) -> list[d
             cpu = f"client CPU {result['cpu'] / per_request * 1000:.2g} ms/request"
             if result["server_cpu"] is not None:
                 cpu += f", server {result['server_cpu'] / per_request * 1000:.2g}"
-            rows.append(_row(bench, name, result["total"], "s", "",
-                             f"{phases} s; {cpu}; median of {result['runs']} "
-                             f"({result['spread']:.0%} spread)"))
+            rows.append(
+                _row(
+                    bench,
+                    name,
+                    result["total"],
+                    "s",
+                    "",
+                    f"{phases} s; {cpu}; median of {result['runs']} "
+                    f"({result['spread']:.0%} spread)",
+                )
+            )
         else:
             rows.append(_row(bench, name, "n/a", "s", "", f"failed: {result}"))
 
@@ -403,10 +457,20 @@ def _rows(label: str, n: int, latency: float, results: dict[str, Any]) -> list[d
             note = f"{_verdict(value, op, limit)}; {note}"
         rows.append(_row(bench, subject, value, "x", target, note))
 
-    ratio("speed-up: canfar.Session time / canfar_widgets.Session time",
-          THEIRS_SYNC, OURS_SYNC, ">=", 10)
-    ratio("canfar_widgets.AsyncSession time / canfar.AsyncSession time",
-          OURS_ASYNC, THEIRS_ASYNC, "<=", 1.0)
+    ratio(
+        "speed-up: canfar.Session time / canfar_widgets.Session time",
+        THEIRS_SYNC,
+        OURS_SYNC,
+        ">=",
+        10,
+    )
+    ratio(
+        "canfar_widgets.AsyncSession time / canfar.AsyncSession time",
+        OURS_ASYNC,
+        THEIRS_ASYNC,
+        "<=",
+        1.0,
+    )
     ratio("canfar_widgets.Session time / ideal", OURS_SYNC, "ideal", "<=", 1.3)
     ratio("canfar_widgets.AsyncSession time / ideal", OURS_ASYNC, "ideal", "<=", 1.3)
     ratio("canfar.AsyncSession time / ideal (context, no target)", THEIRS_ASYNC, "ideal")
@@ -430,11 +494,71 @@ def run(fast: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with local_platform(LATENCY) as (url, token, pid):
         results = _measure_all(_local_subjects(url, token, pid), n, repeats)
-    rows += _rows(f"via local platform (HTTP, +{LATENCY * 1000:.0f} ms/request)", n, LATENCY, results)
+    rows += _rows(
+        f"via local platform (HTTP, +{LATENCY * 1000:.0f} ms/request)", n, LATENCY, results
+    )
+    rows += _cost_rows(n, LATENCY, results)
+    with local_platform(0.0) as (url, token, pid):
+        subjects = _local_subjects(url, token, pid)
+        quick = {name: subjects[name] for name in (OURS_ASYNC, THEIRS_ASYNC)}
+        rows += _cost_rows(n, 0.0, _measure_all(quick, n, 1 if fast else repeats + 2))
     rows.append(_environment_row())
     results = _measure_all(_transport_subjects(LATENCY), n, repeats)
-    rows += _rows(f"via in-process transport (no HTTP, {LATENCY * 1000:.0f} ms/request)",
-                  n, LATENCY, results)
+    rows += _rows(
+        f"via in-process transport (no HTTP, {LATENCY * 1000:.0f} ms/request)", n, LATENCY, results
+    )
+    return rows
+
+
+def _cost_rows(n: int, latency: float, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's rows on the client's own cost: ``AsyncSession`` against the ideal (at a
+    latency) and its CPU per request and time against canfar's ``AsyncSession``."""
+    bench = f"client cost N={n} via local platform (HTTP, +{latency * 1000:.0f} ms/request)"
+    ours, theirs = results.get(OURS_ASYNC), results.get(THEIRS_ASYNC)
+    if not isinstance(ours, dict) or not isinstance(theirs, dict):
+        return [
+            _row(
+                bench, "AsyncSession: ours / canfar's", "n/a", "x", "", "a subject failed: no ratio"
+            )
+        ]
+    per_request = len(PHASES) * n
+    rows = []
+    if latency > 0:
+        ideal = math.ceil(n / CONCURRENCY) * latency * len(PHASES)
+        value = ours["total"] / ideal
+        rows.append(
+            _row(
+                bench,
+                "canfar_widgets.AsyncSession time / ideal",
+                value,
+                "x",
+                "<= 1.2",
+                f"{_verdict(value, '<=', 1.2)}; {ours['total']:.3g} s against "
+                f"{ideal:.3g} s; median of {ours['runs']} ({ours['spread']:.0%} spread)",
+            )
+        )
+    cpu = ours["cpu"] / theirs["cpu"]
+    rows.append(
+        _row(
+            bench,
+            "client CPU per request: canfar_widgets.AsyncSession / canfar's",
+            cpu,
+            "x",
+            "<= 1",
+            f"{_verdict(cpu, '<=', 1)}; {ours['cpu'] / per_request * 1000:.2g} "
+            f"against {theirs['cpu'] / per_request * 1000:.2g} ms/request (whole client "
+            "process, create + info + destroy)",
+        )
+    )
+    time_ratio = ours["total"] / theirs["total"]
+    target = "<= 1" if latency == 0 else ""
+    note = (f"{_verdict(time_ratio, '<=', 1)}; " if target else "context; ") + (
+        f"{ours['total']:.3g} s against {theirs['total']:.3g} s; spread "
+        f"{ours['spread']:.0%} / {theirs['spread']:.0%}"
+    )
+    rows.append(
+        _row(bench, "time: canfar_widgets.AsyncSession / canfar's", time_ratio, "x", target, note)
+    )
     return rows
 
 
@@ -450,9 +574,15 @@ def _environment_row() -> dict[str, Any]:
     except PackageNotFoundError:
         httpcore = "not installed"
     present = find_spec("sniffio") is not None
-    return _row("fanout environment", "sniffio importable", "yes" if present else "no", "", "",
-                f"httpcore {httpcore}; when absent, httpcore re-runs a failing `import sniffio` "
-                "per lock set up (several per request)")
+    return _row(
+        "fanout environment",
+        "sniffio importable",
+        "yes" if present else "no",
+        "",
+        "",
+        f"httpcore {httpcore}; when absent, httpcore re-runs a failing `import sniffio` "
+        "per lock set up (several per request)",
+    )
 
 
 if __name__ == "__main__":

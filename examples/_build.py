@@ -45,9 +45,13 @@ print("platform:", session.url)
     md("""
 ## The dashboard
 
-Launch sessions with the form; the table below it updates by itself. Each row has buttons
-to open a session (**Connect**), read its **Logs** and **Events**, **Renew** it, or
-**Delete** it.
+Launch sessions with the **Launch a session** form; **Platform load** beside it shows how
+busy the platform is, and the **Sessions** table below updates by itself (every 2 s while
+a session starts, stops or was just launched, less often when all is quiet). Each row has icon
+buttons (hover one for its name): **Connect to** the session, its **Logs** and
+**Events** (opened under the table), **Renew** or **Keep alive** an interactive session,
+and **Delete**; in a narrow window the less used ones move into the row's **More
+actions** menu. Finished jobs stay listed (**Hide finished** is off); tick it to hide them.
 """),
     code("""
 from canfar_widgets import Dashboard
@@ -58,7 +62,10 @@ Dashboard(session=session)
 ## From code, into the same table
 
 Everything the form does is one call on the client. This headless job prints a line and
-finishes; it shows up in the dashboard above while it runs.
+finishes within seconds: a launch from this kernel makes the table above poll fast for a
+minute, so it appears there (by its name, `hello`) as Pending, Running, then Completed,
+and stays listed. `session.wait` blocks this cell until it finishes; the widgets keep
+updating meanwhile.
 """),
     code("""
 ids = session.create(
@@ -80,101 +87,180 @@ their inputs; [client-api.ipynb](client-api.ipynb) tours every client call, sync
 
 BATCH = [
     md("""
-# A batch job in replicas
+# A batch job in replicas: launch, watch, triage, re-run, collect
 
-One `create(..., replicas=N)` call starts N copies of the same headless job. Each copy gets
-`REPLICA_ID` (1..N) and `REPLICA_COUNT` (N) in its environment, and
+`Batch.launch(..., replicas=N)` starts N copies of one headless job, exactly as
+`session.create` does, and keeps a record of them on this machine: each replica's status,
+attempts, why it failed, and its logs once it finished. The record outlives this kernel
+and the platform's own cleanup, so `Batch.open(name)` finds the batch again later.
+
+Each copy gets `REPLICA_ID` (1..N) and `REPLICA_COUNT` (N) in its environment;
 `canfar_widgets.helpers.chunk` (or `stripe`) turns those into that replica's share of the
 inputs, exactly as `canfar.helpers.distributed` does.
 """),
     code("""
-from canfar_widgets import Session
-from canfar_widgets.helpers import chunk, stripe
+from canfar_widgets import Batch, Session
+from canfar_widgets.helpers import chunk
 
 session = Session()
-inputs = [f"field-{n:02d}" for n in range(1, 11)]
-REPLICAS = 4
+frames = [f"frame-{n:03d}" for n in range(1, 25)]
+bad = ["frame-005", "frame-011", "frame-016", "frame-022"]  # four frames with a broken header
+REPLICAS = 12
 
-# What each replica will process: contiguous chunks (the last one takes the remainder) ...
-for replica in range(1, REPLICAS + 1):
-    print(f"chunk  {replica}/{REPLICAS}:", list(chunk(inputs, replica, REPLICAS)))
-# ... or every N-th item.
-for replica in range(1, REPLICAS + 1):
-    print(f"stripe {replica}/{REPLICAS}:", list(stripe(inputs, replica, REPLICAS)))
+# What the first replicas will process: contiguous chunks (the last takes the remainder).
+for replica in range(1, 4):
+    print(f"chunk {replica}/{REPLICAS}:", list(chunk(frames, replica, REPLICAS)))
 """),
     md("""
 ## The job
 
-The job is a small script. Inside a replica, `chunk(inputs)` with no replica numbers reads
-`REPLICA_ID` and `REPLICA_COUNT` from the environment. The inputs travel in an environment
-variable.
+A small source-detection script: each replica takes its chunk of the frames and writes one
+`sources-<nn>.csv`. A broken frame makes it raise, unless `REPAIR=1` is set.
 
 The local platform runs jobs as processes on this machine, so the job can use this
-kernel's Python and the script's path. On CANFAR you would put the script in your home
-(`/arc/home/<you>/`) and use an image's `python`.
+kernel's Python, and the results go to a folder next to the notebook. On CANFAR you would
+put the script in your home (`/arc/home/<you>/`), use an image's `python`, and write the
+results under `/arc/projects/<project>/`.
 """),
     code('''
+import shutil
 import sys
 from pathlib import Path
 
-script = Path("replica_job.py").resolve()
+results = Path("detect-results").resolve()
+shutil.rmtree(results, ignore_errors=True)
+results.mkdir()
+script = Path("detect_sources.py").resolve()
 script.write_text("""\\
 import os
+from pathlib import Path
 from canfar_widgets.helpers import chunk
 
-me, total = os.environ["REPLICA_ID"], os.environ["REPLICA_COUNT"]
-for item in chunk(os.environ["INPUTS"].split(",")):
-    print(f"replica {me}/{total} processed {item}")
+me = int(os.environ["REPLICA_ID"])
+bad = os.environ["BAD_FRAMES"].split(",")
+done = []
+for frame in chunk(os.environ["FRAMES"].split(",")):
+    if frame in bad and os.environ.get("REPAIR") != "1":
+        raise ValueError(f"{frame}: NaN in header")
+    done.append(frame)
+    print(f"replica {me} processed {frame}")
+Path(os.environ["RESULTS"], f"sources-{me:02d}.csv").write_text("\\\\n".join(done) + "\\\\n")
 """)
 
-ids = session.create(
-    "batch",
-    image="images.canfar.net/skaha/python:3.12",
+batch = Batch.launch(
+    "detect",
+    "images.canfar.net/skaha/python:3.12",
     cmd=sys.executable,
     args=str(script),
-    env={"INPUTS": ",".join(inputs)},
+    env={"FRAMES": ",".join(frames), "BAD_FRAMES": ",".join(bad), "RESULTS": str(results)},
     replicas=REPLICAS,
 )
-print(f"launched {len(ids)} replicas")
+print(f"launched {batch.total} replicas")
 '''),
     md("""
-## Watch them
+## Watch it
 
-`watch(ids)` shows the replicas' progress live; `.wait()` blocks until they have all
-finished (the widget keeps updating meanwhile) and returns their final records.
+`batch.refresh()` asks the platform once (one request for the whole batch, however many
+replicas) and `batch.counts` says how many replicas are in each state. `batch.wait()`
+does the same until every replica has finished; Ctrl-C stops the waiting, not the jobs.
+`watch()` shows the same sessions live in a widget.
+"""),
+    code("""
+import time
+
+seen = None
+while True:
+    batch.refresh()
+    if batch.counts != seen:
+        seen = batch.counts
+        print("counts:", seen)
+    if batch.finished:
+        break
+    time.sleep(1)
+print(f"completed: {len(batch.done)}, failed: {len(batch.failed)}")
 """),
     code("""
 from canfar_widgets import watch
 
-batch = watch(ids, session=session)
-batch
+watch([replica.id for replica in batch.replicas], session=session)
+"""),
+    md("""
+## Triage
+
+`batch.errors()` has one row per failed replica: its attempt, the reason in words (a
+non-zero exit, out of memory, an image pull failure, cannot be scheduled, past its
+deadline, deleted) and the last error line of its log.
 """),
     code("""
-records = batch.wait(timeout=120)
-print("statuses:", sorted({record.state for record in records}))
+for row in batch.errors():
+    print(f"replica {row.replica:>2}  attempt {row.attempt}  {row.reason}:  {row.last_line}")
+"""),
+    md("""
+## Re-run the failures
+
+`batch.rerun()` re-launches the failed replicas as themselves: the same name
+(`detect-<n>`), the same `REPLICA_ID` and `REPLICA_COUNT`, the same spec, with the
+changes given (here one more environment variable). `retries=N` on `launch` does this
+automatically.
+"""),
+    code("""
+again = batch.rerun(env={"REPAIR": "1"})
+print("re-running:", [replica.name for replica in again])
+batch.wait(timeout=300)
+print("after the re-run:", batch.counts)
+print("attempts:", {replica.replica: replica.attempt for replica in batch.replicas if replica.attempt > 1})
 """),
     md("""
 ## Collect the results
 
-Every replica's log, by replica name; then check that each input was processed exactly once.
+`batch.outputs(pattern)` finds each replica's files (`{replica}` takes a format spec) and
+lists the replicas that wrote none. On CANFAR a pattern under `/arc` works from any
+session; next to a local platform `/arc` is its storage folder.
 """),
     code("""
-names = {record.id: record.name for record in records}
-logs = {names[key]: text for key, text in session.logs(ids).items()}
+outputs = batch.outputs(str(results / "sources-{replica:02d}.csv"))
+print(f"outputs: {len(outputs.files)} files, missing: {outputs.missing}")
 
+logs = batch.logs()
 processed = {}
-for name in sorted(logs):
-    items = [line.rsplit(" ", 1)[-1] for line in logs[name].splitlines() if "processed" in line]
-    processed[name] = items
-    print(f"{name:<8} {len(items)} items: {', '.join(items)}")
+for replica in batch.replicas:
+    items = [line.rsplit(" ", 1)[-1] for line in logs[replica.replica].splitlines()
+             if "processed" in line]
+    processed[replica.name] = items
+    print(f"{replica.name:<9} {len(items)} frames: {', '.join(items)}")
 
 done = [item for items in processed.values() for item in items]
-assert sorted(done) == sorted(inputs), "some inputs were lost or processed twice"
-print(f"all {len(inputs)} inputs processed once by {len(processed)} replicas")
+assert sorted(done) == sorted(frames), "some frames were lost or processed twice"
+print(f"all {len(frames)} frames processed once by {len(processed)} replicas")
+"""),
+    md("""
+## What it used
+
+Wall time, attempts and the requested core-hours and RAM-GB-hours, per replica and in
+total (a flexible session counts the platform's default request, and says so).
 """),
     code("""
-print("deleted:", sum(session.destroy(ids).values()))
+usage = batch.usage()
+print(usage)
+print("attempts in total:", usage.attempts)
+"""),
+    md("""
+## Clean up, and come back later
+
+`batch.destroy()` archives every replica's logs and events, then deletes its sessions.
+The record stays: in a new kernel (or tomorrow), `Batch.open("detect")` gives the same
+replicas, states, attempts and logs. From a terminal: `canfar-widgets batch list`,
+`batch show detect`, `batch logs detect --replica 3`.
+"""),
+    code("""
+print("deleted:", sum(batch.destroy().values()))
+
+reopened = Batch.open("detect")
+print("re-opened:", reopened.counts)
+print("attempts:", [replica.attempt for replica in reopened.replicas])
+print("archived log of replica 3:", reopened.logs([3])[3].splitlines()[-1])
 script.unlink()
+shutil.rmtree(results)
 """),
 ]
 
@@ -235,16 +321,18 @@ session.logs(ids[0], verbose=True)
 ## Failures
 
 By default a failed item is left out and logged (`errors="ignore"`, as `canfar`);
-`errors="raise"` raises a typed error once every request has finished.
+`errors="raise"` raises `SessionRequestError` once every request has finished, as
+`canfar` does: `results` holds what did work, `errors` each failed id's typed error (the
+exception is also an instance of the first one's class, so `except NotFound` works too).
 """),
     code("""
-from canfar_widgets.errors import NotFound
+from canfar_widgets import SessionRequestError
 
 print("info of a missing id:", session.info("nosuchid0"))
 try:
     session.info("nosuchid0", errors="raise")
-except NotFound as err:
-    print("raised:", type(err).__name__, err.status_code)
+except SessionRequestError as err:
+    print("raised:", type(err.errors["nosuchid0"]).__name__, err.status_code)
 """),
     md("""
 ## Interactive sessions: connect and renew
@@ -300,8 +388,11 @@ NOTEBOOKS = {
 def build(name: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata.update(
-        kernelspec={"name": "python3", "display_name": "Python 3 (ipykernel)",
-                    "language": "python"},
+        kernelspec={
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        },
         language_info={"name": "python"},
     )
     nb.cells = NOTEBOOKS[name]
