@@ -6,11 +6,17 @@ client announces every launch here; the widgets' shared feeds listen and poll fa
 while. Nothing here knows about widgets: the client imports this tiny module, never the
 widgets, and a process without widgets pays one empty loop per launch.
 
+A notice names the platform (its API URL) when the launcher knows it, and a listener may
+ask to hear only one platform's launches: a job started on the local platform must not
+make a table of the real one poll (nor a feed whose platform is gone retry against it).
+
 Example:
     >>> from canfar_widgets import launches
-    >>> stop = launches.on_launch(lambda ids: print("launched", ids))
-    >>> launches.announce(["k3x9ab2q"])
+    >>> here = "https://ws-uv.canfar.net/skaha/v1/"
+    >>> stop = launches.on_launch(lambda ids: print("launched", ids), platform=here)
+    >>> launches.announce(["k3x9ab2q"], platform="https://ws-uv.canfar.net/skaha/v1")
     launched ['k3x9ab2q']
+    >>> launches.announce(["m7v2cd4e"], platform="http://127.0.0.1:8765/skaha/v1")  # not heard
     >>> stop()
 """
 
@@ -29,43 +35,60 @@ log = logging.getLogger("canfar_widgets")
 Listener = Callable[[list[str]], None]
 
 _lock = threading.Lock()
-# Bound methods are held weakly (a feed that is gone stops listening by itself); plain
-# functions strongly, until their stop() is called.
-_listeners: list[Callable[[], Listener | None]] = []
+# Each entry: (how to get the listener, the platform it hears or None for all). Bound
+# methods are held weakly (a feed that is gone stops listening by itself); plain functions
+# strongly, until their stop() is called.
+_listeners: list[tuple[Callable[[], Listener | None], str | None]] = []
 
 
-def on_launch(listener: Listener) -> Callable[[], None]:
+def _platform_key(url: object) -> str | None:
+    """How platforms are compared: the URL without its trailing slashes."""
+    return None if url is None else str(url).rstrip("/")
+
+
+def on_launch(listener: Listener, *, platform: str | None = None) -> Callable[[], None]:
     """Call ``listener(ids)`` after every launch in this process; returns ``stop()``.
 
-    ``listener`` runs on the thread that launched (often the runner's): keep it short
-    and never block in it.
+    With ``platform`` (an API URL) it hears only launches on that platform, and those
+    whose launcher did not say where (the official client does not tell). ``listener``
+    runs on the thread that launched (often the runner's): keep it short and never
+    block in it.
     """
     ref: Callable[[], Any]
     if hasattr(listener, "__self__") and hasattr(listener, "__func__"):
         ref = weakref.WeakMethod(listener)
     else:
         ref = lambda: listener  # noqa: E731 - a strong reference with the weakref's shape
+    entry = (ref, _platform_key(platform))
     with _lock:
-        _listeners.append(ref)
+        _listeners.append(entry)
 
     def stop() -> None:
         with _lock:
-            if ref in _listeners:
-                _listeners.remove(ref)
+            if entry in _listeners:
+                _listeners.remove(entry)
 
     return stop
 
 
-def announce(ids: Sequence[str]) -> None:
+def announce(ids: Sequence[str], *, platform: str | None = None) -> None:
     """Tell every listener that ``ids`` were just created (even an empty list: a launch
-    that failed may still have created something, so a look is worth it)."""
+    that failed may still have created something, so a look is worth it).
+
+    ``platform`` is the API URL the launch went to, if known; listeners of another
+    platform are not told.
+    """
+    where = _platform_key(platform)
     with _lock:
-        refs = list(_listeners)
+        entries = list(_listeners)
     dead = []
-    for ref in refs:
+    for entry in entries:
+        ref, heard = entry
         listener = ref()
         if listener is None:
-            dead.append(ref)
+            dead.append(entry)
+            continue
+        if where is not None and heard is not None and heard != where:
             continue
         try:
             listener([str(i) for i in ids])
@@ -73,6 +96,6 @@ def announce(ids: Sequence[str]) -> None:
             log.debug("launch listener failed", exc_info=True)
     if dead:
         with _lock:
-            for ref in dead:
-                if ref in _listeners:
-                    _listeners.remove(ref)
+            for entry in dead:
+                if entry in _listeners:
+                    _listeners.remove(entry)

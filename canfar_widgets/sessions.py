@@ -663,7 +663,7 @@ class AsyncSession(_Client):
         created = {o for o in outcomes if isinstance(o, str)}
         self._shared.remember(created)
         # Widgets in this process poll fast for a while, so a short job is seen running.
-        launches.announce([o for o in outcomes if isinstance(o, str)])
+        launches.announce([o for o in outcomes if isinstance(o, str)], platform=self.url)
         lost = {
             replica: names[replica]
             for replica, outcome in zip(replicas, outcomes, strict=True)

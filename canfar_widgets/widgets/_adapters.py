@@ -74,6 +74,8 @@ class SessionAdapter(Protocol):
     """
 
     session: Any
+    platform: str | None
+    """The API URL calls go to, when the session says it (launch notices are per platform)."""
 
     async def fetch(self, kind: Kind | None, status: Status | None) -> list[Any]: ...
     async def info(self, ids: list[str]) -> list[Any]: ...
@@ -117,6 +119,7 @@ class OwnSessions:
     def __init__(self, session: Session | AsyncSession) -> None:
         self.session = session
         self._async = session.async_session if isinstance(session, Session) else session
+        self.platform: str | None = self._async.url
 
     async def fetch(self, kind: Kind | None, status: Status | None) -> list[Any]:
         return await self._async.fetch(kind=kind, status=status)
@@ -197,6 +200,9 @@ class CanfarSessions:
 
     def __init__(self, session: Any) -> None:
         self.session = session
+        # canfar builds its HTTP client lazily and does not say its URL: its launch notices
+        # go to every listener.
+        self.platform: str | None = None
         # canfar keeps its token in fields that do not change while the client lives.
         self._secrets = [text for text in map(secret_text, _secret_candidates(session)) if text]
 

@@ -391,7 +391,8 @@ class SessionFeed(Poller["list[SessionRecord]"]):
             is_lively=_any_job_running,
             name="sessions",
         )
-        self._stop_listening = launches.on_launch(self._launched)
+        # Only launches on this feed's platform (or on one not named) hurry it.
+        self._stop_listening = launches.on_launch(self._launched, platform=source.adapter.platform)
 
     def _launched(self, ids: list[str]) -> None:
         if self.subscriptions:  # nobody watching: nothing to show, nothing to poll

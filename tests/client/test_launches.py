@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from widget_fakes import FakeSkaha, wait_until
+from widget_fakes import TOKEN, FakeSkaha, wait_until
 
 from canfar_widgets import launches
 from canfar_widgets.runner import get_runner
@@ -46,15 +46,28 @@ def test_a_bound_method_listener_is_held_weakly():
 
     listener = Listener()
     launches.on_launch(listener.hear)
-    held = launches._listeners[-1]  # this listener's entry (others' may be dead already)
+    entry = launches._listeners[-1]  # this listener's (others' may be dead already)
+    held = entry[0]
     launches.announce(["1"])
     assert listener.heard == [["1"]]
-    assert held in launches._listeners and held() is not None
+    assert entry in launches._listeners and held() is not None
     del listener
     gc.collect()
     assert held() is None  # held weakly: nothing else kept it alive
     launches.announce(["2"])  # the dead one is dropped, nothing raised
-    assert held not in launches._listeners
+    assert entry not in launches._listeners
+
+
+def test_a_listener_of_one_platform_hears_only_that_platform_and_unnamed_ones():
+    heard = []
+    stop = launches.on_launch(heard.append, platform="https://a.test/skaha/v1/")
+    try:
+        launches.announce(["here"], platform="https://a.test/skaha/v1")  # slash or not
+        launches.announce(["there"], platform="http://127.0.0.1:8765/skaha/v1/")
+        launches.announce(["unsaid"])  # the official client does not say where
+    finally:
+        stop()
+    assert heard == [["here"], ["unsaid"]]
 
 
 def test_the_client_announces_its_launches():
@@ -97,6 +110,41 @@ def test_a_cell_launch_with_another_session_object_hurries_the_table():
         assert table.feed._hot_until > time.monotonic() + 30
     finally:
         table.close()
+
+
+def test_a_launch_on_another_platform_does_not_hurry_the_table():
+    """A job on the local platform must not make a table of another platform poll.
+
+    Why it matters beyond requests: a table whose platform has gone (a stopped local
+    platform) would retry against it on every launch anywhere in the process.
+    """
+    import httpx
+
+    from canfar_widgets import SessionTable
+    from canfar_widgets.sessions import AsyncSession
+
+    sky, elsewhere = FakeSkaha(), FakeSkaha()
+    sky.add("nb000001", status="Running", kind="notebook", name="analysis")
+    table = SessionTable(sky.session())
+    other = AsyncSession(  # same path length as the fake's BASE, which it slices by
+        url="https://others.test/skaha/v1/",
+        token=TOKEN,
+        transport=httpx.MockTransport(elsewhere.handle),
+    )
+    try:
+        for _ in range(3):
+            table.refresh().result(5)
+        polls, hot = table.feed.polls, table.feed._hot_until
+        ids = get_runner().run(
+            other.create("job", image="images.canfar.net/skaha/terminal:1.1.2", cmd="sleep")
+        )
+        assert len(ids) == 1 and ids[0] in elsewhere.sessions
+        time.sleep(0.3)  # a hurried feed polls at once; give it the chance to
+        assert table.feed.polls == polls and table.feed._hot_until == hot
+        assert table.feed.interval() >= 15  # still slow: nothing changed on its platform
+    finally:
+        table.close()
+        get_runner().run(other.aclose(), timeout=10)
 
 
 def test_import_of_the_client_does_not_import_widgets():
