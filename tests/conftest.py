@@ -1,8 +1,13 @@
-"""Fixtures shared across the suite (test files opt in; nothing here is autouse)."""
+"""Fixtures shared across the suite. Test files opt in to each, except one autouse guard:
+no widget's poller may outlive the test module that started it."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,46 @@ def clean_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     return home
+
+
+def _polling_tasks() -> set[asyncio.Task[Any]]:
+    """The widgets' polling tasks alive on the shared runner (none if it never started)."""
+    runner_module = sys.modules.get("canfar_widgets.runner")
+    runner = getattr(runner_module, "_shared", None)
+    if runner is None or runner._closed or not runner.started:
+        return set()
+
+    async def alive() -> set[asyncio.Task[Any]]:
+        return {t for t in asyncio.all_tasks() if t.get_name().startswith("poll:")}
+
+    return runner.run(alive(), timeout=10)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_poller_outlives_its_module() -> Iterator[None]:
+    """Fail the module whose widgets are left polling after it ends.
+
+    Why: a poller left running polls on through later tests, against a platform its module
+    stopped, and its retries landed in another test's record of retry delays (a CI
+    failure of `test_not_sent_is_retried_and_creates_once`). Module-scoped, so a widget
+    kept for a whole module (a fixture) is fine as long as the module closes it.
+    """
+    before = _polling_tasks()
+    yield
+    deadline = time.monotonic() + 3
+    while True:
+        gc.collect()  # a widget nobody holds is closed by its finalizer
+        left = _polling_tasks() - before
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # a closed widget's poller ends on the runner loop, soon after
+    if left:
+        names = ", ".join(sorted(t.get_name() for t in left))
+        pytest.fail(
+            f"this module left {len(left)} poller(s) running ({names}): close the widgets "
+            "it makes (widget.close()), or they poll on in later tests",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -148,9 +148,12 @@ async def test_wait_async_and_cancellation(sky):
     later(0.2, lambda: sky.sessions["e0000001"].update(status="Completed"))
     records = await batch.wait_async(timeout=10)
     assert [r.state for r in records] == ["Completed"]
+    batch.close()
+    sky.add("e0000002", status="Running")
+    never = watch("e0000002", fast_session(sky))
     with pytest.raises(TimeoutError):
-        sky.add("e0000002", status="Running")
-        await watch("e0000002", fast_session(sky)).wait_async(timeout=0.2)
+        await never.wait_async(timeout=0.2)
+    never.close()
 
 
 def test_feed_errors_show(sky):
