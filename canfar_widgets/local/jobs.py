@@ -184,6 +184,7 @@ class Job:
     start_ticks: int | None = None  # the leader's start time: guards the pgid against reuse
     stop_reason: str | None = None  # "delete", "deadline", "oom" or "shutdown" once stopping
     spawning: bool = False  # between asking for the process and having it
+    rotations: int = 0  # times the log was rotated (none: no <log>.N files to delete)
     _cpu: tuple[float, int] | None = field(default=None, repr=False)
     _copier: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -275,6 +276,7 @@ class Job:
 
     def _rotate(self) -> None:
         """``<log>`` -> ``<log>.1`` -> ``<log>.2`` ...; the oldest beyond the count is deleted."""
+        self.rotations += 1
         keep = max(1, self.log_max_files - 1)  # rotated files kept beside the current one
         path = self.log_path
         with contextlib.suppress(FileNotFoundError):

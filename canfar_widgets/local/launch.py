@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,16 @@ def container_spec(
     An IllegalArgumentException (``$x``) is the server's 400; any other error (``$1``, a
     YAML that does not parse, a structure that is no container) its 500.
     """
+    return _container_spec(image, cmd, args, tuple(envs))
+
+
+# The replicas of a batch share image, command, arguments and environment (the name is not
+# in the document), so a burst of creates parses the YAML once, not once per replica.
+# ContainerSpec is frozen and made of tuples: one object can be shared. Errors are not kept.
+@functools.lru_cache(maxsize=64)
+def _container_spec(
+    image: str, cmd: str | None, args: str | None, envs: tuple[str, ...]
+) -> ContainerSpec:
     document = fill(_TEMPLATE, BUNDLE_KEY, bundle(image, cmd, args, envs))
     yaml = _yaml()
     try:  # libyaml when present (fast); the pure-Python parser words errors like SnakeYAML

@@ -417,3 +417,25 @@ def test_container_spec_follows_the_bundle() -> None:
     with pytest.raises(JavaError) as caught:
         container_spec('im"g', "echo", None, [])
     assert caught.value.java_class.startswith("org.yaml.snakeyaml.")
+
+
+def test_the_replicas_of_a_batch_share_one_parse_and_errors_are_never_kept() -> None:
+    from canfar_widgets.local.formats import JavaError
+    from canfar_widgets.local.launch import container_spec
+
+    first = container_spec("img", "python", "run.py --n 3", ["A=1"])
+    assert container_spec("img", "python", "run.py --n 3", ("A=1",)) is first  # list or tuple
+    assert container_spec("img", "python", "run.py --n 4", ["A=1"]).argv[-1] == "4"
+    assert container_spec("img", "python", "run.py --n 3", ["A=2"]).env == (("A", "2"),)
+    for _ in range(2):  # the second call fails the same way: the failure was not cached
+        with pytest.raises(JavaError):
+            container_spec('im"g', "echo", None, [])
+
+
+def test_a_random_session_id_is_a_letter_then_letters_and_digits() -> None:
+    from canfar_widgets.local.store import _random_id
+
+    ids = [_random_id(8) for _ in range(3000)]
+    assert all(len(i) == 8 and i[0].isalpha() for i in ids)
+    assert all(c in "abcdefghijklmnopqrstuvwxyz0123456789" for i in ids for c in i)
+    assert len({i[0] for i in ids}) == 26 and len({c for i in ids for c in i[1:]}) == 36
