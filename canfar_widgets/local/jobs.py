@@ -184,7 +184,6 @@ class Job:
     start_ticks: int | None = None  # the leader's start time: guards the pgid against reuse
     stop_reason: str | None = None  # "delete", "deadline", "oom" or "shutdown" once stopping
     spawning: bool = False  # between asking for the process and having it
-    rotations: int = 0  # times the log was rotated (none: no <log>.N files to delete)
     _cpu: tuple[float, int] | None = field(default=None, repr=False)
     _copier: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -276,22 +275,15 @@ class Job:
 
     def _rotate(self) -> None:
         """``<log>`` -> ``<log>.1`` -> ``<log>.2`` ...; the oldest beyond the count is deleted."""
-        self.rotations += 1
         keep = max(1, self.log_max_files - 1)  # rotated files kept beside the current one
         path = self.log_path
         with contextlib.suppress(FileNotFoundError):
-            path.with_name(f"{path.name}.{keep}").unlink()
+            rotated_log(path, keep).unlink()
         for n in range(keep - 1, 0, -1):
             with contextlib.suppress(FileNotFoundError):
-                path.with_name(f"{path.name}.{n}").rename(path.with_name(f"{path.name}.{n + 1}"))
+                rotated_log(path, n).rename(rotated_log(path, n + 1))
         with contextlib.suppress(FileNotFoundError):
-            path.rename(path.with_name(f"{path.name}.1"))
-
-    def rotated_logs(self) -> list[Path]:
-        """The rotated log files that exist, newest first (deleted with the session)."""
-        path = self.log_path
-        found = (path.with_name(f"{path.name}.{n}") for n in range(1, max(2, self.log_max_files)))
-        return [p for p in found if p.exists()]
+            path.rename(rotated_log(path, 1))
 
     async def drain(self) -> None:
         """Wait until the job's output is all in the log (bounded by ``drain_timeout``)."""
@@ -392,6 +384,28 @@ class Job:
         if pgid is None:
             return None
         return self.usage(proc.scan({pgid}).get(pgid, []))
+
+
+def rotated_log(path: Path, n: int) -> Path:
+    """The ``n``-th rotated copy of the log at ``path`` (1 is the newest)."""
+    return path.with_name(f"{path.name}.{n}")
+
+
+def delete_log(path: Path) -> None:
+    """Delete the log at ``path`` and its rotated copies, if any.
+
+    The copies are ``<log>.1``, ``<log>.2`` ... with no gap (``Job._rotate`` shifts them
+    all), so the first missing one ends the search: no scan of a folder of thousands.
+    """
+    with contextlib.suppress(OSError):
+        path.unlink()
+    n = 1
+    while True:
+        try:
+            rotated_log(path, n).unlink()
+        except OSError:  # missing: no more; any other error: leave the rest
+            return
+        n += 1
 
 
 def sample_usage(pid: int) -> tuple[int, int] | None:

@@ -52,7 +52,7 @@ from canfar_widgets.local.formats import (
     kubectl_table,
 )
 from canfar_widgets.local.identity import User
-from canfar_widgets.local.jobs import Job
+from canfar_widgets.local.jobs import Job, delete_log
 from canfar_widgets.local.records import (
     ACTIVE,
     COMPLETED,
@@ -788,20 +788,7 @@ class SessionStore:
 
     def _drop_files(self, record: StoredSession) -> None:
         if record.log_file is not None:
-            path = Path(record.log_file)
-            with contextlib.suppress(OSError):
-                path.unlink()
-            if record.job is not None and record.job.rotations == 0:
-                return  # never rotated (the usual case): no <log>.N to look for
-            # Rotated copies are <log>.1, <log>.2 ... with no gap (Job._rotate shifts them
-            # all), so stop at the first missing one: no scan of a folder of thousands.
-            n = 1
-            while True:
-                try:
-                    path.with_name(f"{path.name}.{n}").unlink()
-                except OSError:  # missing: no more; any other error: leave the rest
-                    break
-                n += 1
+            delete_log(Path(record.log_file))
 
     def _remove(self, record: StoredSession) -> None:
         """The Job is gone (garbage-collected after its TTL): forget it and its logs."""
