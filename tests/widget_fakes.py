@@ -55,7 +55,8 @@ class FakeSkaha:
     headers); ``fail[path] = (status, text)`` to fail any GET path once or always.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, base: str = BASE) -> None:
+        self.base = base  # the platform's API URL (another one for a second platform)
         self.sessions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, str] = {}
         self.events: dict[str, str] = {}
@@ -95,7 +96,7 @@ class FakeSkaha:
     def session(self, *, retries: bool = True, **kwargs: Any) -> AsyncSession:
         """A real AsyncSession talking to this fake; ``retries=False`` fails GETs at once."""
         session = AsyncSession(
-            url=BASE, token=TOKEN, transport=httpx.MockTransport(self.handle), **kwargs
+            url=self.base, token=TOKEN, transport=httpx.MockTransport(self.handle), **kwargs
         )
         if not retries:
             from canfar_widgets.wire import NO_RETRY
@@ -109,7 +110,7 @@ class FakeSkaha:
         """Requests made, optionally filtered by method and path (relative to the base)."""
         out = []
         for request in list(self.requests):
-            rel = str(request.url.copy_with(query=None))[len(BASE) :]
+            rel = str(request.url.copy_with(query=None))[len(self.base) :]
             if (method is None or request.method == method) and (path is None or rel == path):
                 out.append(request)
         return out
@@ -122,7 +123,7 @@ class FakeSkaha:
             self.requests.append(request)
         if self.on_request is not None:
             self.on_request(request)
-        rel = str(request.url.copy_with(query=None))[len(BASE) :]
+        rel = str(request.url.copy_with(query=None))[len(self.base) :]
         query = dict(request.url.params)
         key = rel + ("?view=" + query["view"] if "view" in query else "")
         if key in self.fail:

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from widget_fakes import TOKEN, FakeSkaha, wait_until
+from widget_fakes import FakeSkaha, wait_until
 
 from canfar_widgets import launches
 from canfar_widgets.runner import get_runner
@@ -118,19 +118,12 @@ def test_a_launch_on_another_platform_does_not_hurry_the_table():
     Why it matters beyond requests: a table whose platform has gone (a stopped local
     platform) would retry against it on every launch anywhere in the process.
     """
-    import httpx
-
     from canfar_widgets import SessionTable
-    from canfar_widgets.sessions import AsyncSession
 
-    sky, elsewhere = FakeSkaha(), FakeSkaha()
+    sky, elsewhere = FakeSkaha(), FakeSkaha(base="http://127.0.0.1:8765/skaha/v1/")
     sky.add("nb000001", status="Running", kind="notebook", name="analysis")
     table = SessionTable(sky.session())
-    other = AsyncSession(  # same path length as the fake's BASE, which it slices by
-        url="https://others.test/skaha/v1/",
-        token=TOKEN,
-        transport=httpx.MockTransport(elsewhere.handle),
-    )
+    other = elsewhere.session()
     try:
         for _ in range(3):
             table.refresh().result(5)
